@@ -1,0 +1,57 @@
+# The verbs people type. Every target installs what it needs first, so a fresh clone
+# runs `make up` or `make test` and nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/data/chest_xray_224
+
+.PHONY: help up down test test-fast lint format model bench screenshots system venv clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system: ## install the OS packages (redis, nginx, prometheus, chromium...) when missing
+	@bash scripts/ensure_system_packages.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[model,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the Python dependencies
+
+up: system venv ## start the whole local stack in the foreground (Ctrl-C stops it)
+	@bash scripts/up.sh
+
+down: ## stop a local stack left running in the background
+	@bash scripts/down.sh
+
+test: system venv ## install what is missing and run every test (slow, e2e and browser included)
+	$(PY) -m pytest
+
+test-fast: venv ## the quick suites only
+	$(PY) -m pytest -m "not slow and not e2e and not browser and not terraform and not reliability"
+
+lint: venv ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+model: venv ## train, evaluate and publish the local ResNet50 (about 20 minutes on 2 cores)
+	$(PY) -m model.train --data $(DATA) --publish var/models
+
+bench: system venv ## benchmarks: inference backends and the full pipeline
+	$(PY) -m bench.inference
+	$(PY) -m bench.pipeline
+
+screenshots: system venv ## real screenshots of the UI into screenshots/
+	$(PY) -m tests.e2e.screenshots
+
+clean: ## remove generated files (models and Redis data under var/ are kept)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
