@@ -172,7 +172,14 @@ class Worker:
         t0 = time.perf_counter()
         try:
             path = self.store.fetch(version)
-            predictor = load_predictor(path, backend=self.s.backend, max_batch=self.s.max_batch)
+            predictor = load_predictor(
+                path,
+                backend=self.s.backend,
+                max_batch=self.s.max_batch,
+                threads=self.s.threads,
+                cache_dir=self.s.model_cache_dir,
+                calibration_data=self.s.calibration_data or None,
+            )
         except Exception as exc:
             self._failed_version = version
             log.error("model %s failed to load: %s", version, exc)

@@ -1,13 +1,32 @@
 """Loading a published model version for serving, behind one small interface.
 
 The worker only needs ``predict(batch) -> probabilities`` plus the card's facts (version,
-threshold, input size). Backends live behind :func:`load_predictor` so a faster runtime
-(onnxruntime, reduced precision) can be chosen by a setting without touching the worker.
+threshold, input size). The runtime is chosen by ``INFERENCE_BACKEND``:
+
+==================  ======================================================================
+``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch
+``onnx``            onnxruntime, fp32, from a one-off ONNX export of the Keras model
+``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays)
+``openvino``        OpenVINO, fp32, from the same ONNX export
+``openvino-int8``   OpenVINO, the same int8 QDQ file (the default: fastest on this CPU, and
+                    within the AUC budget; see PERFORMANCE.md)
+==================  ======================================================================
+
+Exports are made once per model version in a child process (:mod:`model.export`) and kept
+under ``MODEL_CACHE_DIR/compiled/<version>-<digest of model.keras>/``; a file lock stops two
+workers on one host from doing it twice. Whatever cannot be had falls back, with a log line
+saying why: no OpenVINO -> onnxruntime; no onnxruntime -> keras; no calibration images ->
+the fp32 export of the same runtime; an export that fails -> keras.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from model.store import CARD_FILE, MODEL_FILE
+
+log = logging.getLogger("model.predictor")
+
+BACKENDS = ("keras", "onnx", "onnx-int8", "openvino", "openvino-int8")
+DEFAULT_BACKEND = "openvino-int8"
+_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
 @dataclass
@@ -32,10 +57,19 @@ class Predictor:
         return out[:, 0]
 
 
-def _keras_fn(model_path: Path, max_batch: int):
+def host_threads() -> int:
+    """CPU cores this process may run on (cgroup/affinity aware, unlike os.cpu_count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _keras_fn(model_path: Path, max_batch: int, threads: int):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import tensorflow as tf
 
+    with contextlib.suppress(RuntimeError):  # already set once TF has started
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     model = keras.saving.load_model(model_path, compile=False)
 
     def run(batch: np.ndarray):
@@ -47,17 +81,143 @@ def _keras_fn(model_path: Path, max_batch: int):
             batch = np.concatenate([batch, pad])
         return np.asarray(model.predict_on_batch(batch))[:n]
 
-    return run, model
+    return run
 
 
-def load_predictor(model_dir: Path, backend: str = "keras", max_batch: int = 16) -> Predictor:
-    """Load ``model.keras`` and ``model_card.json`` from a store version directory."""
+def onnxruntime_fn(onnx_path: Path, threads: int):
+    """An onnxruntime CPU session: all graph optimisations, one pool of ``threads``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between runs: the decode threads need those cores in the meantime.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def openvino_fn(onnx_path: Path, threads: int):
+    """An OpenVINO CPU compiled model (dynamic batch), tuned for latency on ``threads``."""
+    import openvino as ov
+
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(onnx_path.parent / "openvino-cache")})
+    compiled = core.compile_model(
+        str(onnx_path),
+        "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+    )
+    request = compiled.create_infer_request()
+
+    def run(batch: np.ndarray):
+        request.infer({0: np.ascontiguousarray(batch, np.float32)})
+        return request.get_output_tensor(0).data.copy()
+
+    return run
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def compiled_dir(model_dir: Path, version: str, cache_dir: Path) -> Path:
+    """Where this exact model file's exports live (a re-published version gets a new one)."""
+    return Path(cache_dir) / "compiled" / f"{version}-{_digest(model_dir / MODEL_FILE)}"
+
+
+def ensure_export(
+    model_dir: Path, out: Path, size: int, int8: bool, calibration_data: str | None
+) -> Path:
+    """``model.onnx`` (or ``model.int8.onnx``) for this version, exporting it if missing."""
+    from model.export import compile_in_subprocess
+
+    target = out / ("model.int8.onnx" if int8 else "model.onnx")
+    if target.is_file():
+        return target
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker on this host may be exporting
+        if not target.is_file():
+            log.info("compiling %s for %s (once per model version)", target.name, model_dir)
+            compile_in_subprocess(model_dir, out, size, int8, calibration_data)
+    return target
+
+
+def resolve_backend(backend: str) -> str:
+    """The requested backend, or the nearest one whose runtime is installed (logged)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown INFERENCE_BACKEND {backend!r}; supported: {', '.join(BACKENDS)}")
+    runtime = _RUNTIME.get(backend.removesuffix("-int8"))
+    if runtime is None or importlib.util.find_spec(runtime) is not None:
+        return backend
+    fallback = "onnx" + backend.removeprefix("openvino") if runtime == "openvino" else "keras"
+    log.warning(
+        "INFERENCE_BACKEND=%s needs %s, which is not installed (pip install -e '.[perf]'): "
+        "falling back to %s",
+        backend,
+        runtime,
+        fallback,
+    )
+    return resolve_backend(fallback)
+
+
+def _compiled_fn(model_dir, card, size, backend, threads, cache_dir, calibration_data):
+    """(fn, backend actually used) for an onnx*/openvino* backend, with its fallbacks."""
+    out = compiled_dir(model_dir, str(card["version"]), cache_dir)
+    int8 = backend.endswith("-int8")
+    try:
+        path = ensure_export(model_dir, out, size, int8, calibration_data)
+    except Exception as exc:
+        if not int8:
+            raise
+        fp32 = backend.removesuffix("-int8")
+        log.warning("int8 model unavailable (%s): serving %s (fp32) instead", exc, fp32)
+        path, backend = ensure_export(model_dir, out, size, False, None), fp32
+    make = openvino_fn if backend.startswith("openvino") else onnxruntime_fn
+    return make(path, threads), backend
+
+
+def load_predictor(
+    model_dir: Path,
+    backend: str = "keras",
+    max_batch: int = 16,
+    threads: int = 0,
+    cache_dir: str | Path = "var/model-cache",
+    calibration_data: str | None = None,
+) -> Predictor:
+    """Load a store version directory (``model.keras`` + ``model_card.json``) for serving.
+
+    ``threads=0`` uses every core this process may run on.
+    """
     model_dir = Path(model_dir)
     card = json.loads((model_dir / CARD_FILE).read_text())
-    if backend != "keras":
-        raise ValueError(f"unknown INFERENCE_BACKEND {backend!r}; supported: keras")
-    fn, model = _keras_fn(model_dir / MODEL_FILE, max_batch)
-    size = int(card.get("input_size") or model.input_shape[1])
+    threads = threads or host_threads()
+    backend = resolve_backend(backend)
+    size = int(card.get("input_size") or 0)
+    fn = None
+    if backend != "keras" and size:
+        try:
+            fn, backend = _compiled_fn(
+                model_dir, card, size, backend, threads, cache_dir, calibration_data
+            )
+        except Exception as exc:
+            log.error("%s backend failed (%s): falling back to keras", backend, exc)
+            backend = "keras"
+    elif backend != "keras":
+        log.warning("card of %s has no input_size: serving with keras", card.get("version"))
+        backend = "keras"
+    if fn is None:
+        fn = _keras_fn(model_dir / MODEL_FILE, max_batch, threads)
+    if not size:
+        size = int(_keras_input_size(model_dir))
     predictor = Predictor(
         version=str(card["version"]),
         threshold=float(card.get("threshold", 0.5)),
@@ -66,5 +226,11 @@ def load_predictor(model_dir: Path, backend: str = "keras", max_batch: int = 16)
         backend=backend,
         _fn=fn,
     )
-    predictor.predict(np.zeros((1, size, size, 3), np.float32))  # warm up: trace once now
+    predictor.predict(np.zeros((1, size, size, 3), np.float32))  # warm up: trace/compile now
     return predictor
+
+
+def _keras_input_size(model_dir: Path) -> int:
+    import keras
+
+    return keras.saving.load_model(model_dir / MODEL_FILE, compile=False).input_shape[1]

@@ -9,6 +9,8 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from model.predictor import DEFAULT_BACKEND
+
 
 def _env(name: str, default):
     raw = os.environ.get(name)
@@ -40,4 +42,11 @@ class WorkerSettings:
     model_poll_seconds: float = field(default_factory=lambda: _env("MODEL_POLL_SECONDS", 5.0))
     decode_threads: int = field(default_factory=lambda: _env("DECODE_THREADS", 2))
     metrics_port: int = field(default_factory=lambda: _env("WORKER_METRICS_PORT", 9101))
-    backend: str = field(default_factory=lambda: _env("INFERENCE_BACKEND", "keras"))
+    # keras | onnx | onnx-int8 | openvino | openvino-int8 (model/predictor.py); the default is
+    # the fastest that keeps quality on this class of CPU (PERFORMANCE.md).
+    backend: str = field(default_factory=lambda: _env("INFERENCE_BACKEND", DEFAULT_BACKEND))
+    # Threads of the inference runtime; 0 = every core this process may use.
+    threads: int = field(default_factory=lambda: _env("INFERENCE_THREADS", 0))
+    # X-rays to calibrate int8 on when the model version ships no calibration.npz
+    # (default: the shared training set, ../shared/data/chest_xray_224).
+    calibration_data: str = field(default_factory=lambda: _env("CALIBRATION_DATA", ""))

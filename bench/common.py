@@ -1,0 +1,153 @@
+"""What both benchmarks share: the machine's description and load, the production model with
+random weights, the fp32 matmul ceiling, tables and JSON results under var/bench/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "var" / "bench"
+SHARED_DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
+SIZE = 224  # the production input size
+
+
+def loadavg() -> str:
+    """1, 5 and 15 minute load averages (this 2-core machine is shared: say how busy it was)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine() -> dict:
+    """CPU model, cores and the SIMD features that decide which precisions can go fast."""
+    info = Path("/proc/cpuinfo").read_text()
+    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln]
+    model = names[0] if names else ""
+    flags = set(next((ln for ln in info.splitlines() if ln.startswith("flags")), "").split())
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    return {
+        "cpu": model or platform.processor(),
+        "cores": len(os.sched_getaffinity(0)),
+        "simd": {f: f in flags for f in wanted},
+        "python": platform.python_version(),
+    }
+
+
+def describe(m: dict) -> str:
+    have = [f for f, ok in m["simd"].items() if ok]
+    lack = [f for f, ok in m["simd"].items() if not ok]
+    return f"{m['cpu']}, {m['cores']} cores; has {' '.join(have)}; lacks {' '.join(lack)}"
+
+
+def matmul_gflops(n: int = 2048, seconds: float = 2.0) -> float:
+    """Best fp32 GEMM rate (numpy's OpenBLAS, all cores): the machine's fp32 ceiling."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
+    a @ b
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def build_production_model(size: int = SIZE):
+    """The production architecture with random weights (speed does not depend on them)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    try:
+        from model.build import build_model
+    except ImportError:  # model/build.py not merged yet: the same network, inline
+        return _inline_model(size)
+    return build_model(size, weights=None, augment=0)[0]
+
+
+def _inline_model(size: int):
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="xray")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    for _ in range(2):
+        x = keras.layers.Dense(256, use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.Dropout(0.3)(x)
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+
+
+def model_gflop(model) -> float:
+    """GFLOP per image of the convolutions and dense layers (2 FLOP per multiply-add)."""
+    import keras
+
+    total = 0
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total / 1e9
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield from _layers(layer) if hasattr(layer, "layers") else (layer,)
+
+
+def save_version(model, out_dir: Path, version: str, size: int, calibration: np.ndarray) -> Path:
+    """A store version directory (model.keras, card, calibration.npz) for the real loader."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / "model.keras")
+    card = {"version": version, "input_size": size, "threshold": 0.5, "weights": "random"}
+    (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
+    np.savez_compressed(out_dir / "calibration.npz", images=calibration[..., 0].astype(np.uint8))
+    return out_dir
+
+
+def real_xrays(size: int, n: int) -> np.ndarray:
+    """``n`` real X-rays at ``size`` px through model.preprocess (random pixels if absent)."""
+    from model import preprocess
+
+    files = sorted((SHARED_DATA / "chest_xray_224" / "train").glob("*/*.jp*g"))[::37][:n]
+    if len(files) < n:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, (n, size, size, 3)).astype(np.float32)
+    return np.stack([preprocess.prepare(f.read_bytes(), size) for f in files])
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A plain fixed-width table (also pasted into PERFORMANCE.md)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def write_json(name: str, payload: dict) -> Path:
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path

@@ -1,0 +1,176 @@
+"""Inference throughput of the production model, side by side: ``python -m bench.inference``.
+
+In one run, on this CPU: (a) the template's way, one ``model.predict`` per image; (b) the
+worker's batched path (``model.predictor.load_predictor``, exactly what the worker serves)
+for every backend at batch 1, 8, 16, 32 and 64; (c) the fp32 matmul rate of the machine, to
+express each result as a fraction of the fp32 roofline (matmul GFLOP/s / model GFLOP).
+
+The machine is shared, so every configuration is measured in ``--rounds`` interleaved
+rounds and the median is reported, with the load average at the start and the end, and the
+CPU seconds each image cost this process (less sensitive to other people's load than
+wall-clock rates). Results: a table on stdout and var/bench/inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import common
+from model.predictor import BACKENDS, DEFAULT_BACKEND, host_threads, load_predictor
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(fn, batch: np.ndarray, seconds: float, min_calls: int = 2) -> dict:
+    """Images per second of ``fn(batch)`` over at least ``seconds`` and ``min_calls`` calls."""
+    fn(batch)  # warm-up (first-call allocation, tracing)
+    calls, t0, c0 = 0, time.perf_counter(), cpu_seconds()
+    while calls < min_calls or time.perf_counter() - t0 < seconds:
+        fn(batch)
+        calls += 1
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    n = calls * len(batch)
+    return {"img_s": n / wall, "ms_per_batch": 1000 * wall / calls, "cpu_s_per_img": cpu / n}
+
+
+def template_fn(model):
+    """The template: one ``model.predict`` per image, as its request handler did."""
+    return lambda batch: [model.predict(img[None], verbose=0) for img in batch]
+
+
+def run(args) -> dict:
+    m = common.machine()
+    print(f"machine: {common.describe(m)}", flush=True)
+    load_start = common.loadavg()
+    model = common.build_production_model(args.size)
+    gflop = common.model_gflop(model)
+    work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    images = common.real_xrays(args.size, 64)
+    version_dir = common.save_version(
+        model, work / "v", f"bench-resnet50-{args.size}", args.size, images
+    )
+    threads = host_threads()
+    predictors = {}
+    for backend in args.backends:
+        t0 = time.perf_counter()
+        # keras: max_batch=1 means no padding, so batch b costs what b images cost.
+        p = load_predictor(version_dir, backend, max_batch=1, threads=threads, cache_dir=work)
+        predictors[backend] = p
+        print(f"loaded {backend} as {p.backend} in {time.perf_counter() - t0:.0f}s", flush=True)
+
+    configs = [("template model.predict", 1, template_fn(model))]
+    configs += [(b, n, predictors[b].predict) for b in args.backends for n in args.batches]
+    samples: dict[tuple, list[dict]] = {(name, n): [] for name, n, _ in configs}
+    gemm = []
+    for r in range(args.rounds):
+        gemm.append(common.matmul_gflops())
+        for name, n, fn in configs:
+            batch = np.resize(images, (n, *images.shape[1:]))
+            res = measure(fn, batch, args.seconds)
+            res["load"] = common.loadavg()
+            samples[(name, n)].append(res)
+            print(
+                f"round {r + 1} {name:24s} batch {n:3d}: {res['img_s']:6.2f} img/s  "
+                f"load {res['load']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    gflops = statistics.median(gemm)
+    roofline = gflops / gflop
+    template = statistics.median(s["img_s"] for s in samples[configs[0][:2]])
+    rows = []
+    for (name, n), runs in samples.items():
+        img_s = statistics.median(s["img_s"] for s in runs)
+        rows.append(
+            {
+                "path": name,
+                "batch": n,
+                "img_s": img_s,
+                "ms_per_batch": statistics.median(s["ms_per_batch"] for s in runs),
+                "cpu_s_per_img": statistics.median(s["cpu_s_per_img"] for s in runs),
+                "x_template": img_s / template,
+                "x_fp32_roofline": img_s / roofline,
+                "rounds": runs,
+            }
+        )
+    return {
+        "machine": m,
+        "threads": threads,
+        "size": args.size,
+        "model_gflop_per_img": gflop,
+        "matmul_gflops": gflops,
+        "matmul_gflops_rounds": gemm,
+        "fp32_roofline_img_s": roofline,
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "default_backend": DEFAULT_BACKEND,
+        "load_start": load_start,
+        "load_end": common.loadavg(),
+        "results": rows,
+        "work": work,
+    }
+
+
+def report(res: dict) -> str:
+    head = (
+        f"ResNet50 at {res['size']} px: {res['model_gflop_per_img']:.2f} GFLOP/img; "
+        f"fp32 matmul {res['matmul_gflops']:.0f} GFLOP/s (rounds: "
+        + ", ".join(f"{g:.0f}" for g in res["matmul_gflops_rounds"])
+        + f") -> fp32 roofline {res['fp32_roofline_img_s']:.1f} img/s\n"
+        f"{res['threads']} threads; median of {res['rounds']} interleaved rounds; "
+        f"load average (1/5/15 min) {res['load_start']} at start, {res['load_end']} at end\n"
+    )
+    rows = [
+        [
+            r["path"],
+            r["batch"],
+            r["img_s"],
+            r["ms_per_batch"],
+            1000 * r["cpu_s_per_img"],
+            r["x_template"],
+            r["x_fp32_roofline"],
+        ]
+        for r in res["results"]
+    ]
+    headers = ["path", "batch", "img/s", "ms/batch", "CPU ms/img", "x template", "x roofline"]
+    best = max(res["results"][1:], key=lambda r: r["img_s"])
+    foot = (
+        f"\nbest: {best['path']} at batch {best['batch']}: {best['x_template']:.1f}x the "
+        f"template, {best['x_fp32_roofline']:.2f}x the fp32 roofline "
+        f"(targets: >= 4x, >= 1.0x); worker default backend: {res['default_backend']}"
+    )
+    return head + common.table(headers, rows) + foot
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=common.SIZE)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per configuration and round")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    res = run(args)
+    shutil.rmtree(res.pop("work"), ignore_errors=True)
+    text = report(res)
+    print(text)
+    res["table"] = text
+    print(f"\nwrote {common.write_json('inference', res)}")
+
+
+if __name__ == "__main__":
+    main()
