@@ -18,7 +18,7 @@ system: ## install the OS packages (redis, nginx, prometheus, chromium...) when 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[model,dev]'
+	$(PY) -m pip install -q -e '.[model,perf,dev]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv with the Python dependencies

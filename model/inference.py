@@ -4,6 +4,11 @@ Reads jobs from the Redis stream in dynamic batches (up to MAX_BATCH jobs, or BA
 after the first one arrives), prepares pixels with :mod:`model.preprocess` (the module training
 uses), predicts the whole batch in one call, writes results and acknowledges the jobs.
 
+Pipelined for throughput: a batch predicts in the inference thread while the next batch is
+read from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay
+off the model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps
+quality: model/predictor.py) spreads each batch over every core.
+
 Reliability, in the manner of rq's worker:
 - a job is acknowledged only after its result is written, so a worker killed mid-batch leaves
   its jobs pending; another worker reclaims them with XAUTOCLAIM after CLAIM_IDLE_MS;
@@ -71,6 +76,9 @@ class Worker:
         self._pool = ThreadPoolExecutor(
             max(1, settings.decode_threads), thread_name_prefix="decode"
         )
+        # One inference thread: the runtime itself spreads a batch over every core.
+        self._infer = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        self._inflight: tuple | None = None
         self.processed = 0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -81,7 +89,13 @@ class Worker:
         self._stop.set()
 
     def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
-        """The loop. Returns the number of jobs handled."""
+        """The loop. Returns the number of jobs handled.
+
+        Pipelined: while one batch is in the inference thread, the next one is collected
+        from Redis and decoded by the decode pool, so neither waits for the other. Each
+        batch's results are written (and its jobs acknowledged) before the following batch
+        starts predicting, and a stop request drains the batch in flight.
+        """
         self._connect()
         while not self._stop.is_set():
             try:
@@ -92,12 +106,13 @@ class Worker:
                         break
                     self._stop.wait(min(1.0, self.s.model_poll_seconds))
                     continue
-                batch = self.collect(burst)
-                if not batch:
-                    if burst:
-                        break
-                    continue
-                self.process(batch)
+                entries = self.collect(burst, busy=self._inflight is not None)
+                prepared = self.prepare(entries) if entries else None
+                self.drain()
+                if prepared:
+                    self._inflight = self.launch(*prepared)
+                elif burst and self._inflight is None:
+                    break
                 if max_jobs is not None and self.processed >= max_jobs:
                     break
             except redis.RedisError as exc:
@@ -105,8 +120,13 @@ class Worker:
                 self.state_detail("error", f"redis unavailable: {type(exc).__name__}")
                 log.warning("redis unavailable (%s); retrying in 1s", exc)
                 self._stop.wait(1.0)
+        try:
+            self.drain()
+        except redis.RedisError as exc:  # its jobs stay pending and are reclaimed later
+            log.warning("could not write the last batch (%s)", exc)
         self.beat(force=True, state="stopped")
         self._pool.shutdown(wait=True)
+        self._infer.shutdown(wait=True)
         return self.processed
 
     def _connect(self) -> None:
@@ -208,12 +228,21 @@ class Worker:
 
     # --- jobs ------------------------------------------------------------------------------
 
-    def collect(self, burst: bool = False) -> list[tuple[str, str]]:
-        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms."""
+    def collect(self, burst: bool = False, busy: bool = False) -> list[tuple[str, str]]:
+        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms.
+
+        ``busy``: a batch is being predicted, so wait at most batch_wait_ms for a first job
+        (its results must not wait on an idle queue).
+        """
         s = self.s
-        entries = self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch)
+        # Our own batch in flight is pending too: never reclaim it from ourselves.
+        mine = {j.entry_id for j in self._inflight[1]} if self._inflight else set()
+        entries = [
+            e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
+        ]
         if len(entries) < s.max_batch:
-            block = None if (entries or burst) else s.block_ms
+            idle = s.batch_wait_ms if busy else s.block_ms
+            block = None if (entries or burst) else idle
             entries += self.queue.read(s.name, s.max_batch - len(entries), block)
         if not entries:
             return []
@@ -229,7 +258,14 @@ class Worker:
         return entries
 
     def process(self, entries: list[tuple[str, str]]) -> None:
-        """Prepare, predict in one call, write results; each failure is handled per job."""
+        """One batch start to finish: prepare, predict in one call, write results."""
+        prepared = self.prepare(entries)
+        if prepared:
+            self._inflight = self.launch(*prepared)
+        self.drain()
+
+    def prepare(self, entries: list[tuple[str, str]]):
+        """Admit the jobs and start decoding them in the pool; (predictor, jobs, futures)."""
         predictor = self.predictor
         jobs: list[Job] = []
         for entry_id, pid in entries:
@@ -237,10 +273,12 @@ class Worker:
             if job is not None:
                 jobs.append(job)
         if not jobs:
-            return
-        futures = [
-            self._pool.submit(preprocess.prepare, j.image, predictor.input_size) for j in jobs
-        ]
+            return None
+        size = predictor.input_size
+        return predictor, jobs, [self._pool.submit(preprocess.prepare, j.image, size) for j in jobs]
+
+    def launch(self, predictor: Predictor, jobs: list[Job], futures) -> tuple | None:
+        """Wait for the decoded pixels, then start predicting them in the inference thread."""
         ready = []
         for job, fut in zip(jobs, futures, strict=True):
             try:
@@ -248,17 +286,26 @@ class Worker:
                 ready.append(job)
             except Exception as exc:
                 self._failed(job, "preprocess", f"image could not be prepared: {exc}")
+            job.image = b""  # the bytes are no longer needed; keep memory flat
         if not ready:
+            return None
+        batch = np.stack([j.pixels for j in ready])
+        return predictor, ready, self._infer.submit(_timed, predictor.predict, batch)
+
+    def drain(self) -> None:
+        """Finish the batch in flight: wait for its probabilities, write them, acknowledge."""
+        if self._inflight is None:
             return
-        t0 = time.perf_counter()
+        predictor, ready, future = self._inflight
+        self._inflight = None
         try:
-            probs = predictor.predict(np.stack([j.pixels for j in ready]))
+            probs, seconds = future.result()
         except Exception as exc:
             log.exception("batch prediction failed")
             for job in ready:
                 self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
             return
-        worker_metrics.batch_done(len(ready), time.perf_counter() - t0)
+        worker_metrics.batch_done(len(ready), seconds)
         for job, p in zip(ready, probs, strict=True):
             self._finish(job, float(p), predictor)
 
@@ -314,6 +361,12 @@ class Worker:
             self.queue.fail(job.entry_id, rec.id, reason)
         else:
             self.queue.retry(job.entry_id, rec.id, reason)
+
+
+def _timed(fn, batch):
+    t0 = time.perf_counter()
+    out = fn(batch)
+    return out, time.perf_counter() - t0
 
 
 def _redact(url: str) -> str:

@@ -45,7 +45,8 @@ class Workers:
         base = {"REDIS_URL": self.redis_url, "MODEL_STORE": str(self.store_root),
                 "WORKER_NAME": name, "WORKER_METRICS_PORT": "0", "HEARTBEAT_SECONDS": "0.5",
                 "MODEL_POLL_SECONDS": "1", "BLOCK_MS": "200", "CLAIM_IDLE_MS": "60000",
-                "MAX_BATCH": "8", "BATCH_WAIT_MS": "20"}
+                "MAX_BATCH": "8", "BATCH_WAIT_MS": "20",
+                "MODEL_CACHE_DIR": str(self.tmp / "model-cache")}
         proc = start([python(), "-m", "model.inference"], env={**base, **env},
                      log=self.tmp / f"{name}.log")
         self.procs.append(proc)
