@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -151,3 +152,28 @@ def write_json(name: str, payload: dict) -> Path:
     path = OUT_DIR / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def production_store(size: int = SIZE) -> tuple[Path, Path]:
+    """(store root, version dir) of the random-weight production model under var/bench/.
+
+    Built and saved once and then reused, so its ONNX/int8 exports (cached by the file's
+    digest under var/bench/model-cache) are made once for every later bench run too.
+    """
+    from model.store import LocalStore
+
+    version = f"bench-resnet50-{size}"
+    store = LocalStore(OUT_DIR / "models")
+    path = store.root / version
+    if not (path / "calibration.npz").is_file():
+        staging = save_version(
+            build_production_model(size), OUT_DIR / "staging", version, size, real_xrays(size, 64)
+        )
+        store.publish(staging, version)
+        (path / "calibration.npz").write_bytes((staging / "calibration.npz").read_bytes())
+        shutil.rmtree(staging)
+    store.set_current(version)
+    return store.root, path
+
+
+MODEL_CACHE = OUT_DIR / "model-cache"

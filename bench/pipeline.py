@@ -1,0 +1,336 @@
+"""Throughput and latency through the real stack: ``python -m bench.pipeline``.
+
+Starts a private stack on free loopback ports (redis-server, the API under gunicorn, one
+inference worker with its default settings serving the production ResNet50 at 224 px with
+random weights), then drives it with 1, 4, 16 and 64 concurrent closed-loop clients, each
+uploading real full-resolution X-rays from ../shared/data/chest_xray_fullres_sample and
+waiting for the result before the next upload.
+
+Measured per level: throughput (results per second), upload-to-result latency (the worker's
+``finished_at`` minus the client's send time; p50/p95/p99) and the API's accept latency (the
+upload's 202). Clients learn that a result is ready by reading the job records from Redis
+every 50 ms, so polling does not load the API being measured. Every upload carries a unique
+JPEG comment, so none is answered from the result cache. The worker's raw batched model
+throughput is measured in the same run (before and after the load), and pipeline efficiency
+is pipeline img/s at saturation / raw model img/s. Results: a table and
+var/bench/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import redis
+import requests
+
+from bench import common
+from model.predictor import load_predictor
+from model.settings import WorkerSettings
+from pneumonia_api.protocol import JobQueue
+from tests.support import free_port, python, start, stop, wait_for_http, wait_until
+
+TOKEN = "bench-token-" + "b" * 32
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FULLRES = common.SHARED_DATA / "chest_xray_fullres_sample"
+
+
+class Stack:
+    """redis-server + API (gunicorn) + one worker, all on loopback, logs under ``tmp``."""
+
+    def __init__(self, store: Path, tmp: Path, api_workers: int):
+        self.tmp, self.procs = tmp, []
+        port = free_port()
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self._start(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            "redis",
+        )
+        wait_until(redis.Redis.from_url(self.redis_url).ping, timeout=10, what="redis")
+        api_port = free_port()
+        self.api = f"http://127.0.0.1:{api_port}"
+        self._start(
+            [
+                python(),
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:pneumonia_api.gunicorn_conf",
+                "pneumonia_api:create_app()",
+            ],
+            "api",
+            REDIS_URL=self.redis_url,
+            API_TOKEN=TOKEN,
+            GUNICORN_BIND=f"127.0.0.1:{api_port}",
+            GUNICORN_WORKERS=str(api_workers),
+            GUNICORN_ACCESSLOG="/dev/null",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"),
+        )
+        self._start(
+            [python(), "-m", "model.inference"],
+            "worker",
+            REDIS_URL=self.redis_url,
+            MODEL_STORE=str(store),
+            WORKER_NAME="bench",
+            MODEL_CACHE_DIR=str(common.MODEL_CACHE),
+            WORKER_METRICS_PORT="0",
+        )
+        wait_for_http(self.api + "/healthz")
+        wait_until(
+            lambda: requests.get(self.api + "/readyz", timeout=5).status_code == 200,
+            timeout=600,
+            interval=1,
+            what="the worker serving the model",
+        )
+
+    def _start(self, argv, name, **env):
+        self.procs.append(start(argv, env=env, log=self.tmp / f"{name}.log"))
+
+    def close(self):
+        for proc in reversed(self.procs):
+            stop(proc)
+
+
+def uploads(files: list[Path]):
+    """Endless distinct JPEGs: each original with a unique comment (COM) segment."""
+    originals = [(f.name, f.read_bytes()) for f in files]
+    for n in itertools.count():
+        name, data = originals[n % len(originals)]
+        note = f"bench upload {n}".encode()
+        com = b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note
+        yield name, data[:2] + com + data[2:]
+
+
+class Load:
+    """``clients`` closed-loop clients for ``seconds``; records every job they submit."""
+
+    def __init__(self, stack: Stack, files: list[Path], clients: int):
+        self.stack, self.clients = stack, clients
+        self.source, self.lock = uploads(files), threading.Lock()
+        self.jobs: list[dict] = []
+        self.stop = threading.Event()
+
+    def client(self):
+        session, queue = requests.Session(), JobQueue(redis.Redis.from_url(self.stack.redis_url))
+        while not self.stop.is_set():
+            with self.lock:
+                name, data = next(self.source)
+            sent = time.time()
+            resp = session.post(
+                self.stack.api + "/v1/predictions",
+                files={"file": (name, data)},
+                headers=AUTH,
+                timeout=60,
+            )
+            accepted = time.time()
+            if resp.status_code != 202:
+                self.jobs.append({"sent": sent, "error": resp.status_code})
+                continue
+            pid = resp.json()[0]["id"]
+            job = {"sent": sent, "accept_ms": 1000 * (accepted - sent), "id": pid}
+            self.jobs.append(job)
+            while True:
+                rec = queue.get(pid)
+                if rec is not None and rec.status in ("done", "failed"):
+                    job.update(status=str(rec.status), finished=rec.finished_at / 1000)
+                    break
+                time.sleep(0.05)
+                if self.stop.is_set() and time.time() - sent > 60:
+                    break  # stopping, and this one is lost: do not wait for ever
+
+    def run(self, warmup: float, seconds: float) -> dict:
+        threads = [threading.Thread(target=self.client, daemon=True) for _ in range(self.clients)]
+        for t in threads:
+            t.start()
+        time.sleep(warmup)
+        t0 = time.time()
+        time.sleep(seconds)
+        t1 = time.time()
+        load = common.loadavg()
+        self.stop.set()
+        for t in threads:
+            t.join(150)
+        done = [j for j in self.jobs if j.get("status") == "done"]
+        in_window = [j for j in done if t0 <= j["finished"] < t1]
+        measured = [j for j in done if t0 <= j["sent"] < t1]  # each one waited for to the end
+        latency = [1000 * (j["finished"] - j["sent"]) for j in measured]
+        accept = [j["accept_ms"] for j in self.jobs if "accept_ms" in j and t0 <= j["sent"] < t1]
+        return {
+            "clients": self.clients,
+            "seconds": t1 - t0,
+            "img_s": len(in_window) / (t1 - t0),
+            "latency_ms": _percentiles(latency),
+            "accept_ms": _percentiles(accept),
+            "errors": sum(1 for j in self.jobs if "error" in j or j.get("status") == "failed"),
+            "load": load,
+        }
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "n": len(values)}
+
+
+def raw_model(version_dir: Path, seconds: float) -> dict:
+    """The worker's own predictor (default backend, MAX_BATCH, threads) on full batches."""
+    s = WorkerSettings()
+    p = load_predictor(version_dir, s.backend, s.max_batch, s.threads, common.MODEL_CACHE)
+    batch = np.resize(
+        common.real_xrays(p.input_size, s.max_batch), (s.max_batch, p.input_size, p.input_size, 3)
+    )
+    p.predict(batch)
+    n, t0 = 0, time.perf_counter()
+    while n == 0 or time.perf_counter() - t0 < seconds:
+        p.predict(batch)
+        n += len(batch)
+    return {
+        "backend": p.backend,
+        "batch": s.max_batch,
+        "img_s": n / (time.perf_counter() - t0),
+        "load": common.loadavg(),
+    }
+
+
+def run(args) -> dict:
+    files = sorted(FULLRES.glob("*/*.jpeg"))
+    if not files:
+        sys.exit(f"no X-rays at {FULLRES}: put the shared data beside the project")
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed: run `make system`")
+    m = common.machine()
+    print(f"machine: {common.describe(m)}", flush=True)
+    load_start = common.loadavg()
+    store, version_dir = common.production_store()
+    raw = [raw_model(version_dir, args.raw_seconds)]
+    print(f"raw model: {raw[0]}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    stack = Stack(store, tmp, args.api_workers)
+    levels = []
+    try:
+        for clients in args.clients:
+            res = Load(stack, files, clients).run(args.warmup, args.seconds)
+            levels.append(res)
+            print(
+                f"{clients:3d} clients: {res['img_s']:.2f} img/s, latency p50 "
+                f"{res['latency_ms']['p50']:.0f} ms, load {res['load']}",
+                flush=True,
+            )
+    finally:
+        stack.close()
+    raw.append(raw_model(version_dir, args.raw_seconds))
+    with contextlib.suppress(OSError):
+        shutil.rmtree(tmp)
+    raw_img_s = statistics.mean(r["img_s"] for r in raw)
+    peak = max(levels, key=lambda r: r["img_s"])
+    s = WorkerSettings()
+    return {
+        "machine": m,
+        "path": "client -> API (gunicorn, no nginx) -> Redis -> worker",
+        "worker": {
+            "backend": raw[0]["backend"],
+            "max_batch": s.max_batch,
+            "batch_wait_ms": s.batch_wait_ms,
+            "decode_threads": s.decode_threads,
+        },
+        "api_workers": args.api_workers,
+        "raw_model": raw,
+        "raw_model_img_s": raw_img_s,
+        "levels": levels,
+        "saturation_img_s": peak["img_s"],
+        "efficiency": peak["img_s"] / raw_img_s,
+        "load_start": load_start,
+        "load_end": common.loadavg(),
+    }
+
+
+def report(res: dict) -> str:
+    w = res["worker"]
+    head = (
+        f"path: {res['path']}; worker: {w['backend']}, MAX_BATCH {w['max_batch']}, "
+        f"BATCH_WAIT_MS {w['batch_wait_ms']}, DECODE_THREADS {w['decode_threads']}; "
+        f"API: {res['api_workers']} gunicorn workers\n"
+        f"raw model (same run, before/after): "
+        + " / ".join(f"{r['img_s']:.1f}" for r in res["raw_model"])
+        + f" img/s at batch {res['raw_model'][0]['batch']}\n"
+        f"load average {res['load_start']} at start, {res['load_end']} at end\n"
+    )
+    rows = [
+        [
+            r["clients"],
+            r["img_s"],
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p95"],
+            r["latency_ms"]["p99"],
+            r["accept_ms"]["p50"],
+            r["accept_ms"]["p95"],
+            r["latency_ms"]["n"],
+            r["errors"],
+            r["load"],
+        ]
+        for r in res["levels"]
+    ]
+    headers = [
+        "clients",
+        "img/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "accept p50",
+        "accept p95",
+        "n",
+        "errors",
+        "load avg",
+    ]
+    acc16 = next((r["accept_ms"]["p95"] for r in res["levels"] if r["clients"] == 16), None)
+    foot = (
+        f"\npipeline efficiency at saturation: {res['saturation_img_s']:.1f} / "
+        f"{res['raw_model_img_s']:.1f} = {res['efficiency']:.2f} (target >= 0.85); "
+        f"API accept p95 at 16 clients: {acc16:.0f} ms (target <= 20 ms)"
+        if acc16 is not None
+        else ""
+    )
+    return head + common.table(headers, rows) + foot
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured, per level")
+    parser.add_argument("--warmup", type=float, default=5.0, help="before measuring, per level")
+    parser.add_argument("--raw-seconds", type=float, default=10.0)
+    parser.add_argument("--api-workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    res = run(args)
+    text = report(res)
+    print(text)
+    res["table"] = text
+    print(f"\nwrote {common.write_json('pipeline', res)}")
+
+
+if __name__ == "__main__":
+    main()
