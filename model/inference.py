@@ -241,7 +241,7 @@ class Worker:
             e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
         ]
         if len(entries) < s.max_batch:
-            idle = s.batch_wait_ms if busy else s.block_ms
+            idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
             block = None if (entries or burst) else idle
             entries += self.queue.read(s.name, s.max_batch - len(entries), block)
         if not entries:

@@ -6,10 +6,11 @@ threshold, input size). The runtime is chosen by ``INFERENCE_BACKEND``:
 ==================  ======================================================================
 ``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch
 ``onnx``            onnxruntime, fp32, from a one-off ONNX export of the Keras model
-``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays)
+``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays):
+                    the default, the fastest measured on the 2-core AVX2 host within the
+                    AUC budget (PERFORMANCE.md)
 ``openvino``        OpenVINO, fp32, from the same ONNX export
-``openvino-int8``   OpenVINO, the same int8 QDQ file (the default: fastest on this CPU, and
-                    within the AUC budget; see PERFORMANCE.md)
+``openvino-int8``   OpenVINO, the same int8 QDQ file
 ==================  ======================================================================
 
 Exports are made once per model version in a child process (:mod:`model.export`) and kept
@@ -38,7 +39,7 @@ from model.store import CARD_FILE, MODEL_FILE
 log = logging.getLogger("model.predictor")
 
 BACKENDS = ("keras", "onnx", "onnx-int8", "openvino", "openvino-int8")
-DEFAULT_BACKEND = "openvino-int8"
+DEFAULT_BACKEND = "onnx-int8"
 _RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
