@@ -185,6 +185,11 @@ class Load:
             "accept_ms": _percentiles(accept),
             "errors": sum(1 for j in self.jobs if "error" in j or j.get("status") == "failed"),
             "load": load,
+            "jobs": [
+                {k: j.get(k) for k in ("sent", "accept_ms", "finished", "status", "error")}
+                for j in self.jobs
+                if t0 <= j["sent"] < t1
+            ],
         }
 
 
@@ -255,6 +260,7 @@ def run(args) -> dict:
             "max_batch": s.max_batch,
             "batch_wait_ms": s.batch_wait_ms,
             "decode_threads": s.decode_threads,
+            "nice": s.nice,
         },
         "api_workers": args.api_workers,
         "raw_model": raw,
@@ -271,7 +277,8 @@ def report(res: dict) -> str:
     w = res["worker"]
     head = (
         f"path: {res['path']}; worker: {w['backend']}, MAX_BATCH {w['max_batch']}, "
-        f"BATCH_WAIT_MS {w['batch_wait_ms']}, DECODE_THREADS {w['decode_threads']}; "
+        f"BATCH_WAIT_MS {w['batch_wait_ms']}, DECODE_THREADS {w['decode_threads']}, "
+        f"WORKER_NICE {w['nice']}; "
         f"API: {res['api_workers']} gunicorn workers\n"
         f"raw model (same run, before/after): "
         + " / ".join(f"{r['img_s']:.1f}" for r in res["raw_model"])

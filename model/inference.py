@@ -383,6 +383,8 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = WorkerSettings()
+    if settings.nice > 0:
+        os.nice(settings.nice)  # threads started from here on (runtime, decode) inherit it
     worker_metrics.serve(settings.metrics_port)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)

@@ -47,6 +47,9 @@ class WorkerSettings:
     # keras | onnx | onnx-int8 | openvino | openvino-int8 (model/predictor.py); the default is
     # the fastest that keeps quality on this class of CPU (PERFORMANCE.md).
     backend: str = field(default_factory=lambda: _env("INFERENCE_BACKEND", DEFAULT_BACKEND))
+    # CPU priority of the worker (os.nice increment): uploads and reads are interactive, a
+    # batch is not, so where the API shares the host it answers first (PERFORMANCE.md).
+    nice: int = field(default_factory=lambda: _env("WORKER_NICE", 10))
     # Threads of the inference runtime; 0 = every core this process may use.
     threads: int = field(default_factory=lambda: _env("INFERENCE_THREADS", 0))
     # X-rays to calibrate int8 on when the model version ships no calibration.npz

@@ -1,0 +1,86 @@
+"""Inference backends on a tiny real model: same answers as Keras, cached exports, fallbacks."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from model import predictor as predictor_module
+from model.predictor import load_predictor
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One export cache for the module: the first load exports, later ones reuse it."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_fp32_exports_agree_with_keras(tiny_model_dir, cache, batch, backend):
+    pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
+    keras_p = load_predictor(tiny_model_dir, "keras", max_batch=8)
+    fast = load_predictor(tiny_model_dir, backend, max_batch=8, cache_dir=cache)
+    assert fast.backend == backend and fast.version == keras_p.version == "tiny-1"
+    assert fast.input_size == 32 and fast.threshold == keras_p.threshold
+    np.testing.assert_allclose(fast.predict(batch), keras_p.predict(batch), atol=1e-5)
+    assert fast.predict(batch[:1]).shape == (1,)  # any batch size, no padding needed
+
+
+@pytest.mark.parametrize("backend", ["onnx-int8", "openvino-int8"])
+def test_int8_stays_close_and_keeps_a_float_output(tiny_model_dir, cache, batch, backend):
+    pytest.importorskip("onnxruntime" if backend == "onnx-int8" else "openvino")
+    ref = load_predictor(tiny_model_dir, "keras", max_batch=8).predict(batch)
+    got = load_predictor(tiny_model_dir, backend, max_batch=8, cache_dir=cache)
+    assert got.backend in (backend, backend.removesuffix("-int8"))  # fp32 if no calibration data
+    probs = got.predict(batch)
+    assert np.abs(probs - ref).max() < 0.05
+    assert len(set(np.round(probs, 6))) > 1, "the head must stay fp32 (no 1/255 output steps)"
+
+
+def test_exports_are_made_once_per_model_file(tiny_model_dir, cache, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    load_predictor(tiny_model_dir, "onnx", cache_dir=cache)
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although cached")
+
+    monkeypatch.setattr("model.export.compile_in_subprocess", no_export)
+    assert load_predictor(tiny_model_dir, "onnx", cache_dir=cache).backend == "onnx"
+
+
+def test_without_onnxruntime_the_worker_falls_back_to_keras(
+    tiny_model_dir, monkeypatch, caplog, tmp_path
+):
+    real = predictor_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        predictor_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("onnxruntime", "openvino") else real(name, *a),
+    )
+    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+        p = load_predictor(tiny_model_dir, "openvino-int8", cache_dir=tmp_path)
+    assert p.backend == "keras"
+    assert "onnxruntime, which is not installed" in caplog.text
+    assert "falling back to keras" in caplog.text
+
+
+def test_a_failing_export_falls_back_to_keras(tiny_model_dir, monkeypatch, caplog, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("tf2onnx exploded")
+
+    monkeypatch.setattr("model.export.compile_in_subprocess", broken)
+    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+        p = load_predictor(tiny_model_dir, "onnx-int8", cache_dir=tmp_path)
+    assert p.backend == "keras" and "falling back to keras" in caplog.text
+
+
+def test_unknown_backend_is_refused(tiny_model_dir):
+    with pytest.raises(ValueError, match="supported: keras, onnx"):
+        load_predictor(tiny_model_dir, "tensorrt")
