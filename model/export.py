@@ -2,8 +2,8 @@
 
 Two artefacts, made once per model version and cached (see :mod:`model.predictor`):
 
-- ``model.onnx``: the Keras model exported with tf2onnx (``keras.Model.export``), batch
-  dimension dynamic; numerically the same network in fp32.
+- ``model.onnx``: the Keras model in inference mode exported with tf2onnx, batch dimension
+  dynamic; numerically the same network in fp32.
 - ``model.int8.onnx``: that graph statically quantised by ``onnxruntime.quantization``: int8
   weights per output channel, uint8 activations whose ranges are calibrated on real training
   X-rays, in QDQ form (QuantizeLinear/DequantizeLinear pairs). onnxruntime fuses the pairs
@@ -21,6 +21,7 @@ publisher ships in the version directory, or the training split of the data the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -43,11 +44,19 @@ def export_onnx(model_path: Path, out: Path, size: int) -> Path:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
+    import tf2onnx
 
     model = keras.saving.load_model(model_path, compile=False)
     spec = tf.TensorSpec((None, size, size, 3), tf.float32, name=INPUT_NAME)
+    # training=False explicitly: the model carries its augmentation layers, which must be
+    # traced away (keras.Model.export leaves their random ops in the graph).
+    serve = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    with contextlib.suppress(ImportError):  # tf2onnx 1.17 still spells np.object etc.
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+
+        patch_tf2onnx()
     tmp = out.with_suffix(".tmp")
-    model.export(str(tmp), format="onnx", verbose=False, input_signature=[spec])
+    tf2onnx.convert.from_function(serve, input_signature=[spec], output_path=str(tmp))
     os.replace(tmp, out)
     return out
 
