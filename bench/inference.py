@@ -25,9 +25,10 @@ from bench import common
 from model.predictor import BACKENDS, DEFAULT_BACKEND, host_threads, load_predictor
 
 
-def measure(fn, batch: np.ndarray, seconds: float, min_calls: int = 1) -> dict:
+def measure(fn, batch: np.ndarray, seconds: float, warm_up: bool, min_calls: int = 1) -> dict:
     """Images per second of ``fn(batch)`` over at least ``seconds`` and ``min_calls`` calls."""
-    fn(batch)  # warm-up (first-call allocation, tracing)
+    if warm_up:
+        fn(batch)  # first-call allocation, tracing (round 1 only)
     calls, t0, c0 = 0, time.perf_counter(), common.cpu_seconds()
     while calls < min_calls or time.perf_counter() - t0 < seconds:
         fn(batch)
@@ -71,7 +72,7 @@ def run(args) -> dict:
         gemm.append(common.matmul_gflops())
         for name, n, fn in configs:
             batch = np.resize(images, (n, *images.shape[1:]))
-            res = measure(fn, batch, args.seconds)
+            res = measure(fn, batch, args.seconds, warm_up=r == 0)
             res["load"] = common.loadavg()
             samples[(name, n)].append(res)
             print(
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=2.0, help="per configuration and round")
+    parser.add_argument("--seconds", type=float, default=1.5, help="per configuration and round")
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     res = run(args)

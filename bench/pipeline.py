@@ -326,9 +326,9 @@ def report(res: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--seconds", type=float, default=30.0, help="measured, per level")
+    parser.add_argument("--seconds", type=float, default=25.0, help="measured, per level")
     parser.add_argument("--warmup", type=float, default=5.0, help="before measuring, per level")
-    parser.add_argument("--raw-seconds", type=float, default=10.0)
+    parser.add_argument("--raw-seconds", type=float, default=8.0)
     parser.add_argument("--api-workers", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
