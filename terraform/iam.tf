@@ -15,11 +15,14 @@ locals {
 
   tls_parameters = compact([var.tls_certificate_parameter, var.tls_private_key_parameter])
 
-  # role -> ARNs of the SSM parameters it may read
+  parameter_arn_prefix = "arn:${data.aws_partition.current.partition}:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter"
+
+  # role -> ARNs of the SSM parameters it may read (built from the names, so that the
+  # policy reads the same in a plan as in the account)
   role_parameters = {
     for role in local.instance_roles : role => concat(
-      [for name, readers in local.secret_readers : aws_ssm_parameter.secret[name].arn if contains(readers, role)],
-      role == "nginx" ? [for p in local.tls_parameters : "arn:${data.aws_partition.current.partition}:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(p, "/")}"] : [],
+      [for name, readers in local.secret_readers : "${local.parameter_arn_prefix}${local.parameter_path}/${name}" if contains(readers, role)],
+      role == "nginx" ? [for p in local.tls_parameters : "${local.parameter_arn_prefix}/${trimprefix(p, "/")}"] : [],
     )
   }
 }

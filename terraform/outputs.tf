@@ -65,12 +65,12 @@ output "access_log_bucket" {
 
 output "secret_parameters" {
   description = "Names of the SSM SecureString parameters holding the generated secrets (values are never in state)."
-  value       = { for name, p in aws_ssm_parameter.secret : name => p.name }
+  value       = module.secrets.names
 }
 
 output "grafana_admin_password_command" {
   description = "Command printing the Grafana admin password (needs ssm:GetParameter and kms:Decrypt)."
-  value       = "aws ssm get-parameter --region ${local.region} --with-decryption --name ${aws_ssm_parameter.secret["grafana_admin"].name} --query Parameter.Value --output text"
+  value       = "aws ssm get-parameter --region ${local.region} --with-decryption --name ${module.secrets.names["grafana_admin"]} --query Parameter.Value --output text"
 }
 
 output "nat_public_ip" {

@@ -11,6 +11,8 @@
 resource "aws_lb" "this" {
   count = var.enable_alb ? 1 : 0
 
+  #checkov:skip=CKV2_AWS_28:ingress is limited to allowed_cidrs (hospital ranges); attach a WAF web ACL if allowed_cidrs is ever 0.0.0.0/0
+  #checkov:skip=CKV_AWS_91:optional ALB; nginx on the instance keeps the access log of every request it forwards
   name                       = "${local.name}-web"
   load_balancer_type         = "application"
   internal                   = false
