@@ -138,6 +138,8 @@ resource "aws_s3_bucket_logging" "this" {
   bucket        = each.value.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "${each.key}/"
+
+  depends_on = [aws_s3_bucket_policy.this] # the log bucket must admit the logging service first
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
