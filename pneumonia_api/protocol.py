@@ -35,7 +35,7 @@ import redis
 GROUP = "workers"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a prediction is in its life; only moves forward."""
 
     QUEUED = "queued"
@@ -309,7 +309,7 @@ class JobQueue:
         pipe = self.r.pipeline(transaction=True)
         pipe.hincrby(key, "attempts", 1)
         pipe.hgetall(key)
-        attempts, data = pipe.execute()
+        _, data = pipe.execute()
         if not data or set(data) == {b"attempts"} or set(data) == {"attempts"}:
             self.r.delete(key)  # the record expired: HINCRBY must not resurrect a stub
             return None

@@ -17,7 +17,8 @@ def redis_server(tmp_path_factory):
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip(
-            "redis-server is not installed: run `make system` (Debian: apt-get install redis-server)"
+            "redis-server is not installed: run `make system` "
+            "(Debian: apt-get install redis-server)"
         )
     port = free_port()
     data = tmp_path_factory.mktemp("redis")

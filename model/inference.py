@@ -1,0 +1,343 @@
+"""The inference worker: ``python -m model.inference``.
+
+Reads jobs from the Redis stream in dynamic batches (up to MAX_BATCH jobs, or BATCH_WAIT_MS
+after the first one arrives), prepares pixels with :mod:`model.preprocess` (the module training
+uses), predicts the whole batch in one call, writes results and acknowledges the jobs.
+
+Reliability, in the manner of rq's worker:
+- a job is acknowledged only after its result is written, so a worker killed mid-batch leaves
+  its jobs pending; another worker reclaims them with XAUTOCLAIM after CLAIM_IDLE_MS;
+- every attempt is counted; a job that fails MAX_ATTEMPTS times ends ``failed`` with its
+  reason and is copied to the dead-letter stream, and the worker goes on;
+- SIGTERM/SIGINT finish the batch in hand, then the worker exits;
+- a heartbeat says the worker is alive, its state and the model version it serves;
+- the model is loaded once, then reloaded only when the store's ``current`` pointer moves.
+
+Any number of workers, on any hosts, share one consumer group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from model import preprocess, worker_metrics
+from model.predictor import Predictor, load_predictor
+from model.settings import WorkerSettings
+from model.store import StoreError, open_store
+from pneumonia_api.protocol import FINAL, JobQueue, Prediction
+
+log = logging.getLogger("model.inference")
+
+LABEL_POSITIVE, LABEL_NEGATIVE = "Pneumonia", "Normal"
+
+
+@dataclass
+class Job:
+    entry_id: str
+    record: Prediction
+    image: bytes
+    pixels: np.ndarray | None = None
+
+
+class Worker:
+    """One consumer of the job stream. ``work(burst=True)`` returns when the queue is empty."""
+
+    def __init__(self, settings: WorkerSettings, client: redis.Redis | None = None):
+        self.s = settings
+        self.r = client or redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        self.queue = JobQueue(self.r, prefix=settings.redis_prefix)
+        self.store = open_store(settings.model_store, settings.model_cache_dir)
+        self.predictor: Predictor | None = None
+        self.state, self.detail = "no-model", "no model loaded yet"
+        self._failed_version: str | None = None
+        self._next_poll = self._next_beat = 0.0
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max(1, settings.decode_threads), thread_name_prefix="decode"
+        )
+        self.processed = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def request_stop(self, *_args) -> None:
+        """Signal handler: finish the batch in hand, then leave the loop."""
+        log.info("stop requested: finishing the current batch")
+        self._stop.set()
+
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
+        """The loop. Returns the number of jobs handled."""
+        self._connect()
+        while not self._stop.is_set():
+            try:
+                self.maybe_reload()
+                self.beat()
+                if self.predictor is None:
+                    if burst:
+                        break
+                    self._stop.wait(min(1.0, self.s.model_poll_seconds))
+                    continue
+                batch = self.collect(burst)
+                if not batch:
+                    if burst:
+                        break
+                    continue
+                self.process(batch)
+                if max_jobs is not None and self.processed >= max_jobs:
+                    break
+            except redis.RedisError as exc:
+                # Redis restarting: nothing is lost (jobs stay in the stream), wait and retry.
+                self.state_detail("error", f"redis unavailable: {type(exc).__name__}")
+                log.warning("redis unavailable (%s); retrying in 1s", exc)
+                self._stop.wait(1.0)
+        self.beat(force=True, state="stopped")
+        self._pool.shutdown(wait=True)
+        return self.processed
+
+    def _connect(self) -> None:
+        for _ in range(600):
+            try:
+                self.queue.ensure_group()
+                return
+            except redis.ConnectionError:
+                log.warning("waiting for redis at %s", _redact(self.s.redis_url))
+                if self._stop.wait(1.0):
+                    return
+
+    def state_detail(self, state: str, detail: str) -> None:
+        self.state, self.detail = state, detail
+
+    def beat(self, force: bool = False, state: str | None = None) -> None:
+        """Heartbeat with state and model version; expires by itself if the worker dies."""
+        now = time.monotonic()
+        if not force and now < self._next_beat:
+            return
+        self._next_beat = now + self.s.heartbeat_seconds
+        info = {
+            "state": state or self.state,
+            "detail": self.detail,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "processed": self.processed,
+            "model_version": self.predictor.version if self.predictor else "",
+            "backend": self.predictor.backend if self.predictor else "",
+        }
+        with contextlib.suppress(redis.RedisError):
+            self.queue.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
+        worker_metrics.heartbeat()
+
+    # --- the model -------------------------------------------------------------------------
+
+    def maybe_reload(self) -> None:
+        """Load the store's current model if it changed; keep serving the old one on failure."""
+        now = time.monotonic()
+        if now < self._next_poll:
+            return
+        self._next_poll = now + self.s.model_poll_seconds
+        try:
+            version = self.store.current_version()
+        except StoreError as exc:
+            log.warning("model store unreadable: %s", exc)
+            return
+        if version is None:
+            if self.predictor is None:
+                self.state_detail(
+                    "no-model",
+                    "the model store is empty: train one with "
+                    "`make model` (or wait for `make up`'s background training)",
+                )
+            return
+        if (
+            self.predictor and self.predictor.version == version
+        ) or version == self._failed_version:
+            return
+        previous = self.state
+        self.state_detail("loading", f"loading model {version}")
+        self.beat(force=True)
+        t0 = time.perf_counter()
+        try:
+            path = self.store.fetch(version)
+            predictor = load_predictor(path, backend=self.s.backend, max_batch=self.s.max_batch)
+        except Exception as exc:
+            self._failed_version = version
+            log.error("model %s failed to load: %s", version, exc)
+            if self.predictor is None:
+                self.state_detail(
+                    "error",
+                    f"model {version} failed to load: "
+                    f"{type(exc).__name__}; publish a working model",
+                )
+            else:
+                self.state_detail(
+                    previous, f"serving {self.predictor.version}; {version} failed to load"
+                )
+            return
+        self.predictor = predictor
+        self._failed_version = None
+        seconds = time.perf_counter() - t0
+        self.state_detail("ready", f"serving {version}")
+        worker_metrics.model_loaded(version, seconds)
+        with contextlib.suppress(redis.RedisError):
+            self.queue.publish_model(predictor.card)
+        log.info(
+            "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
+        )
+        self.beat(force=True)
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def collect(self, burst: bool = False) -> list[tuple[str, str]]:
+        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms."""
+        s = self.s
+        entries = self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch)
+        if len(entries) < s.max_batch:
+            block = None if (entries or burst) else s.block_ms
+            entries += self.queue.read(s.name, s.max_batch - len(entries), block)
+        if not entries:
+            return []
+        deadline = time.monotonic() + s.batch_wait_ms / 1000
+        while len(entries) < s.max_batch:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = self.queue.read(s.name, s.max_batch - len(entries), left_ms)
+            if not more:
+                break
+            entries += more
+        return entries
+
+    def process(self, entries: list[tuple[str, str]]) -> None:
+        """Prepare, predict in one call, write results; each failure is handled per job."""
+        predictor = self.predictor
+        jobs: list[Job] = []
+        for entry_id, pid in entries:
+            job = self._admit(entry_id, pid, predictor)
+            if job is not None:
+                jobs.append(job)
+        if not jobs:
+            return
+        futures = [
+            self._pool.submit(preprocess.prepare, j.image, predictor.input_size) for j in jobs
+        ]
+        ready = []
+        for job, fut in zip(jobs, futures, strict=True):
+            try:
+                job.pixels = fut.result()
+                ready.append(job)
+            except Exception as exc:
+                self._failed(job, "preprocess", f"image could not be prepared: {exc}")
+        if not ready:
+            return
+        t0 = time.perf_counter()
+        try:
+            probs = predictor.predict(np.stack([j.pixels for j in ready]))
+        except Exception as exc:
+            log.exception("batch prediction failed")
+            for job in ready:
+                self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
+            return
+        worker_metrics.batch_done(len(ready), time.perf_counter() - t0)
+        for job, p in zip(ready, probs, strict=True):
+            self._finish(job, float(p), predictor)
+
+    def _admit(self, entry_id: str, pid: str, predictor: Predictor) -> Job | None:
+        """Count the attempt; skip jobs already final, expired or over their retry limit."""
+        record = self.queue.start(pid, self.s.name)
+        if record is None or record.status in FINAL:
+            self.queue.ack(entry_id)  # expired, or finished by another worker already
+            return None
+        if record.attempts > self.s.max_attempts:
+            reason = record.error or "the worker processing it stopped (crash or timeout)"
+            self.queue.fail(
+                entry_id, pid, f"gave up after {self.s.max_attempts} attempts: {reason}"
+            )
+            worker_metrics.failure("max_attempts")
+            return None
+        hit = self.queue.cached_result(record.sha256, predictor.version)
+        if hit is not None and hit.id != record.id:
+            self._finish(Job(entry_id, record, b""), hit.probability, predictor, cached=True)
+            return None
+        image = self.queue.image(pid)
+        if image is None:
+            self.queue.fail(
+                entry_id, pid, "the image expired before it could be processed; upload it again"
+            )
+            worker_metrics.failure("image_expired")
+            return None
+        return Job(entry_id, record, image)
+
+    def _finish(
+        self, job: Job, probability: float, predictor: Predictor, cached: bool = False
+    ) -> None:
+        rec = job.record
+        rec.probability = round(probability, 6)
+        rec.threshold = predictor.threshold
+        rec.label = LABEL_POSITIVE if probability >= predictor.threshold else LABEL_NEGATIVE
+        rec.model_version = predictor.version
+        rec.worker = self.s.name
+        rec.error = None
+        rec.cached = cached
+        if self.queue.finish(job.entry_id, rec):
+            self.processed += 1
+            worker_metrics.prediction(rec.label, rec.finished_at - rec.created_at)
+
+    def _failed(self, job: Job, kind: str, reason: str) -> None:
+        """Retry later, or give up for good once the attempts are spent."""
+        worker_metrics.failure(kind)
+        rec = job.record
+        if rec.attempts >= self.s.max_attempts:
+            log.warning(
+                "job %s failed for good after %d attempts: %s", rec.id, rec.attempts, reason
+            )
+            self.queue.fail(job.entry_id, rec.id, reason)
+        else:
+            self.queue.retry(job.entry_id, rec.id, reason)
+
+
+def _redact(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = WorkerSettings()
+    worker_metrics.serve(settings.metrics_port)
+    worker = Worker(settings)
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    signal.signal(signal.SIGINT, worker.request_stop)
+    log.info(
+        "worker %s: redis %s, model store %s, batch %d / %d ms",
+        settings.name,
+        _redact(settings.redis_url),
+        settings.model_store,
+        settings.max_batch,
+        settings.batch_wait_ms,
+    )
+    worker.work()
+    log.info("worker %s stopped after %d jobs", settings.name, worker.processed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Settings of the inference worker (and the training CLI's store/Redis defaults).
+
+Every knob comes from the environment with a local default; `.env.example` documents them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return type(default)(raw)
+
+
+@dataclass
+class WorkerSettings:
+    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_prefix: str = field(default_factory=lambda: _env("REDIS_PREFIX", "pneumonia"))
+    model_store: str = field(default_factory=lambda: _env("MODEL_STORE", "var/models"))
+    model_cache_dir: str = field(default_factory=lambda: _env("MODEL_CACHE_DIR", "var/model-cache"))
+    name: str = field(
+        default_factory=lambda: _env("WORKER_NAME", f"{socket.gethostname()}-{os.getpid()}")
+    )
+    # Dynamic batching: take up to max_batch jobs, waiting at most batch_wait_ms for more
+    # once the first has arrived.
+    max_batch: int = field(default_factory=lambda: _env("MAX_BATCH", 16))
+    batch_wait_ms: int = field(default_factory=lambda: _env("BATCH_WAIT_MS", 25))
+    # How long one blocking read waits when idle (bounds the SIGTERM reaction time too).
+    block_ms: int = field(default_factory=lambda: _env("BLOCK_MS", 1000))
+    # A job pending this long belongs to a worker presumed dead; must exceed one batch's time.
+    claim_idle_ms: int = field(default_factory=lambda: _env("CLAIM_IDLE_MS", 60_000))
+    max_attempts: int = field(default_factory=lambda: _env("MAX_ATTEMPTS", 3))
+    heartbeat_seconds: float = field(default_factory=lambda: _env("HEARTBEAT_SECONDS", 5.0))
+    heartbeat_ttl: int = field(default_factory=lambda: _env("HEARTBEAT_TTL", 20))
+    model_poll_seconds: float = field(default_factory=lambda: _env("MODEL_POLL_SECONDS", 5.0))
+    decode_threads: int = field(default_factory=lambda: _env("DECODE_THREADS", 2))
+    metrics_port: int = field(default_factory=lambda: _env("WORKER_METRICS_PORT", 9101))
+    backend: str = field(default_factory=lambda: _env("INFERENCE_BACKEND", "keras"))

@@ -1,0 +1,34 @@
+"""Gunicorn settings for the API and the UI (``-c python:pneumonia_api.gunicorn_conf``).
+
+Everything comes from the environment. Prometheus multiprocess mode needs its directory wiped
+when the master starts (stale files from a previous run would be summed in) and each dead
+worker marked, so its live gauges stop counting.
+"""
+
+import os
+import shutil
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# No query strings or bodies in access logs: request lines carry only ids.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

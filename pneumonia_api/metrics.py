@@ -1,0 +1,139 @@
+"""Prometheus metrics of the API, and the queue's state read from Redis at scrape time.
+
+Under gunicorn each worker process counts on its own; with ``PROMETHEUS_MULTIPROC_DIR`` set
+(see gunicorn_conf.py) prometheus_client sums them, so /metrics shows the whole API whichever
+worker answers the scrape. Names follow Prometheus' base-unit conventions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REQUESTS = Counter(
+    "pneumonia_api_requests_total",
+    "HTTP requests answered by the API",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "pneumonia_api_request_duration_seconds",
+    "API request latency",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+UPLOAD_BYTES = Histogram(
+    "pneumonia_api_upload_size_bytes",
+    "Size of each uploaded file",
+    buckets=(1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8),
+)
+REJECTED = Counter("pneumonia_api_uploads_rejected_total", "Uploads refused, by reason", ["reason"])
+ACCEPTED = Counter("pneumonia_api_predictions_accepted_total", "Images accepted for prediction")
+CACHE_HITS = Counter(
+    "pneumonia_api_cache_hits_total", "Uploads answered from the content cache without inference"
+)
+
+
+def upload_size(n: int) -> None:
+    UPLOAD_BYTES.observe(n)
+
+
+def rejected(reason: str) -> None:
+    REJECTED.labels(reason).inc()
+
+
+def accepted() -> None:
+    ACCEPTED.inc()
+
+
+def cache_hit() -> None:
+    CACHE_HITS.inc()
+
+
+class QueueCollector:
+    """Reads queue depth, pending jobs, oldest pending age, dead letters and live workers."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from .protocol import JobQueue
+
+        queue: JobQueue = self.app.extensions["job_queue"]
+        up = GaugeMetricFamily("pneumonia_queue_up", "1 when Redis answered this scrape")
+        try:
+            stats = queue.queue_stats()
+            workers = queue.workers(self.app.config["WORKER_STALE_SECONDS"])
+        except Exception:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        for name, help_, value in (
+            ("pneumonia_queue_depth", "Jobs waiting, not yet read by a worker", stats["depth"]),
+            (
+                "pneumonia_queue_pending",
+                "Jobs read by a worker, not yet acknowledged",
+                stats["pending"],
+            ),
+            (
+                "pneumonia_queue_oldest_pending_age_seconds",
+                "Age of the oldest pending job",
+                stats["oldest_pending_age_seconds"],
+            ),
+            (
+                "pneumonia_queue_dead_letter_jobs",
+                "Jobs given up after the retry limit",
+                stats["dead_letters"],
+            ),
+        ):
+            yield GaugeMetricFamily(name, help_, value=value)
+        alive = GaugeMetricFamily(
+            "pneumonia_workers_alive", "Workers with a recent heartbeat, by state", labels=["state"]
+        )
+        counts: dict[str, int] = {}
+        for w in workers:
+            counts[w.get("state", "unknown")] = counts.get(w.get("state", "unknown"), 0) + 1
+        for state in ("ready", "no-model", "loading", "error"):
+            alive.add_metric([state], counts.get(state, 0))
+        yield alive
+
+
+def init_app(app: Flask) -> None:
+    """Time every request and expose /metrics (no auth: reachable from monitoring only)."""
+    queue_registry = CollectorRegistry(auto_describe=False)
+    queue_registry.register(QueueCollector(app))
+
+    @app.before_request
+    def _start_timer():
+        g._t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        if route != "/metrics" and hasattr(g, "_t0"):
+            LATENCY.labels(route, request.method).observe(time.perf_counter() - g._t0)
+            REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics():
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            body = generate_latest(registry)
+        else:
+            body = generate_latest(REGISTRY)
+        return Response(body + generate_latest(queue_registry), mimetype=CONTENT_TYPE_LATEST)
