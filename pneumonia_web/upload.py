@@ -45,4 +45,8 @@ def _submit(storage) -> dict:
         audit.record("upload_rejected", filename=filename)
         return {"filename": filename, "error": exc}
     audit.record("upload", prediction_id=prediction["id"], filename=filename)
+    try:  # the 202 answer is brief; the card shows the whole record (uploader, time)
+        prediction = get_api().get(prediction["id"])
+    except ApiError as exc:
+        current_app.logger.warning("could not read back %s: %s", prediction["id"], exc)
     return {"filename": filename, "prediction": prediction}

@@ -99,25 +99,17 @@ def _api_importable() -> bool:
     return hasattr(module, "create_app")
 
 
-@pytest.fixture
-def api_url(redis_url, tmp_path):
-    """The real prediction API under gunicorn on a free port, against the test Redis."""
+@pytest.fixture(scope="session")
+def api_server(redis_server, tmp_path_factory):
+    """The real prediction API under gunicorn on a free port, against the session Redis."""
     if not _api_importable():
         pytest.skip("pneumonia_api.create_app is not on this branch yet: merge main")
     port = free_port()
+    argv = [python(), "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}"]
     proc = start(
-        [
-            python(),
-            "-m",
-            "gunicorn",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "pneumonia_api:create_app()",
-        ],
-        env={"REDIS_URL": redis_url, "API_TOKEN": "test-api-token"},
-        log=tmp_path / "api.log",
+        [*argv, "pneumonia_api:create_app()"],
+        env={"REDIS_URL": redis_server, "API_TOKEN": "test-api-token"},
+        log=tmp_path_factory.mktemp("api") / "api.log",
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -125,3 +117,9 @@ def api_url(redis_url, tmp_path):
         yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def api_url(redis_url, api_server):
+    """The API, with the Redis emptied before the test (``redis_url`` flushes it)."""
+    return api_server
