@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import click
+import redis
 from flask import Flask
 from flask.cli import AppGroup
 
@@ -19,11 +23,18 @@ def _fail(exc: Exception) -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(users.ROLES), default="clinician", show_default=True)
 @click.option("--password", help="Leave out to generate one (printed once).")
+@click.option("--password-env", metavar="VAR", help="Read the password from this variable.")
 @click.option("--replace", is_flag=True, help="Reset role and password if the user exists.")
-def create(name: str, role: str, password: str | None, replace: bool) -> None:
+@click.option("--wait", type=float, default=0, help="Seconds to wait for the UI's Redis.")
+def create(
+    name: str, role: str, password: str | None, password_env: str | None, replace: bool, wait: float
+) -> None:
     """Create user NAME."""
+    if password_env:
+        password = os.environ.get(password_env) or _fail(ValueError(f"${password_env} is empty"))
     generated = password is None
     password = password or users.generate_password()
+    _wait_for_redis(wait)
     try:
         user = users.create(name, role, password, replace=replace)
     except users.UserError as exc:
@@ -31,6 +42,21 @@ def create(name: str, role: str, password: str | None, replace: bool) -> None:
     click.echo(f"user {user.name} ({user.role}) ready")
     if generated:
         click.echo(f"password: {password}")
+
+
+def _wait_for_redis(seconds: float) -> None:
+    """Let `make up` create the demo account while Redis is still starting."""
+    from pneumonia_web.db import get_redis
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            get_redis().ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 @users_cli.command("disable")

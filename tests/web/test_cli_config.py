@@ -84,3 +84,17 @@ def test_production_starts_with_real_secrets(redis_url):
 
     config = web_config(redis_url, APP_ENV="production", API_TOKEN="x" * 32, SECRET_KEY="y" * 32)
     assert create_app(config).config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_create_reads_the_password_from_an_environment_variable(app, runner, monkeypatch):
+    from pneumonia_web import users
+
+    monkeypatch.setenv("DEMO_PASSWORD", "from the environment")
+    args = ["users", "create", "demo", "--role", "admin", "--password-env", "DEMO_PASSWORD"]
+    result = runner.invoke(args=[*args, "--replace", "--wait", "5"])
+    assert result.exit_code == 0, result.output
+    assert "from the environment" not in result.output  # a given password is never echoed
+    with app.app_context():
+        assert users.authenticate("demo", "from the environment").role == "admin"
+    monkeypatch.setenv("DEMO_PASSWORD", "")
+    assert runner.invoke(args=args).exit_code != 0
