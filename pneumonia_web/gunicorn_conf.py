@@ -17,3 +17,6 @@ accesslog = os.environ.get("WEB_ACCESSLOG", "-")
 # Paths only, never query strings (user names in worklist filters) or bodies.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Gunicorn's control socket defaults to one path per user: two gunicorns on a host (the API and
+# the UI under `make up`) would fight over it, and nothing here uses it.
+control_socket_disable = True
