@@ -24,7 +24,7 @@ def stack(tmp_path, model_store):
         yield s
 
 
-def test_clinician_session_in_chromium(stack, fullres_xrays):
+def test_clinician_session_in_chromium(stack, fullres_xrays, tmp_path):
     from playwright.sync_api import expect
 
     xrays = [next(p for p in fullres_xrays if p.parent.name == c) for c in ("NORMAL", "PNEUMONIA")]
@@ -45,6 +45,12 @@ def test_clinician_session_in_chromium(stack, fullres_xrays):
             assert card.get_attribute("hx-trigger") is None  # polling stopped
             assert card.locator(".label").inner_text() in ("Pneumonia", "Normal")
             expect(card.locator(".thumb img")).to_have_js_property("complete", True)
+
+        bad = tmp_path / "notes.txt"
+        bad.write_text("not an image")
+        drop_files(page, [bad])  # refused at once, inline, with what to do
+        refused = page.locator('#results article[data-status="rejected"]')
+        expect(refused).to_contain_text("is not a PNG, JPEG or DICOM file")
 
         page.get_by_role("navigation").get_by_role("link", name="Worklist").click()
         expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
