@@ -6,6 +6,7 @@ becomes an :class:`ApiError` with a machine ``code`` and a ``message`` a clinici
 
 from __future__ import annotations
 
+import threading
 from typing import IO, Any
 
 import requests
@@ -33,8 +34,18 @@ class ApiClient:
     def __init__(self, base_url: str, token: str, timeout: float):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
+        self._token = token
+        self._local = threading.local()
+
+    @property
+    def http(self) -> requests.Session:
+        """One pooled session per thread (gunicorn runs threads; Session is not thread-safe)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self._token}"
+            self._local.session = session
+        return session
 
     def _call(self, method: str, path: str, **kw) -> requests.Response:
         """One request; non-2xx answers and network failures raise ApiError."""
