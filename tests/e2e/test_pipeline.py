@@ -14,46 +14,17 @@ import redis
 import requests
 
 from pneumonia_api.protocol import GROUP, JobQueue
-from tests.support import ROOT, free_port, python, start, stop, wait_for_http, wait_until
+from tests.processes import AUTH, ApiServer, Workers, post, result, wait_ready
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-TOKEN = "e2e-token-" + "y" * 32
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
 def api(redis_url, tmp_path):
-    port = free_port()
-    env = {"REDIS_URL": redis_url, "API_TOKEN": TOKEN, "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "GUNICORN_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
-    proc = start([python(), "-m", "gunicorn", "-c", "python:pneumonia_api.gunicorn_conf",
-                  "pneumonia_api:create_app()"], env=env, log=tmp_path / "api.log")
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(url + "/healthz")
-    yield url
-    stop(proc)
-
-
-class Workers:
-    """Starts inference worker processes against the test Redis and model store."""
-
-    def __init__(self, redis_url, store_root, tmp_path):
-        self.redis_url, self.store_root, self.tmp = redis_url, store_root, tmp_path
-        self.procs = []
-
-    def start(self, name, **env):
-        base = {"REDIS_URL": self.redis_url, "MODEL_STORE": str(self.store_root),
-                "WORKER_NAME": name, "WORKER_METRICS_PORT": "0", "HEARTBEAT_SECONDS": "0.5",
-                "MODEL_POLL_SECONDS": "1", "BLOCK_MS": "200", "CLAIM_IDLE_MS": "60000",
-                "MAX_BATCH": "8", "BATCH_WAIT_MS": "20"}
-        proc = start([python(), "-m", "model.inference"], env={**base, **env},
-                     log=self.tmp / f"{name}.log")
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self):
-        for proc in self.procs:
-            stop(proc)
+    server = ApiServer(redis_url, tmp_path).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -63,29 +34,7 @@ def workers(redis_url, model_store, tmp_path):
     w.stop_all()
 
 
-def wait_ready(api_url, timeout=90):
-    wait_until(lambda: requests.get(api_url + "/readyz", timeout=5).status_code == 200,
-               timeout=timeout, what="a worker serving a model")
-
-
-def post(api_url, path, uploader="e2e"):
-    with open(path, "rb") as fh:
-        resp = requests.post(api_url + "/v1/predictions", files={"file": (path.name, fh)},
-                             headers={**AUTH, "X-Uploader": uploader}, timeout=30)
-    assert resp.status_code == 202, resp.text
-    return resp.json()[0]
-
-
-def result(api_url, item, timeout=120):
-    def done():
-        body = requests.get(api_url + item["links"]["self"], headers=AUTH, timeout=5).json()
-        return body if body["status"] in ("done", "failed") else None
-
-    return wait_until(done, timeout=timeout, interval=0.2, what=f"result of {item['id']}")
-
-
-def test_twenty_fullres_xrays_reach_done_and_repeats_hit_the_cache(api, workers,
-                                                                   fullres_xrays):
+def test_twenty_fullres_xrays_reach_done_and_repeats_hit_the_cache(api, workers, fullres_xrays):
     workers.start("w-a")
     wait_ready(api)
     files = fullres_xrays[:10] + fullres_xrays[-10:]  # both classes
@@ -131,8 +80,17 @@ def test_a_worker_killed_mid_batch_loses_nothing(api, workers, redis_url, fullre
     by_victim = sum(r["worker"] == "victim" for r in results)
     rescued = [r for r in results if r["worker"] == "rescuer"]
     assert any(r["attempts"] == 2 for r in rescued), "a reclaimed job is finished by the rescuer"
-    beat = wait_until(lambda: next((w for w in queue.workers(30) if w["name"] == "rescuer"
-                                    and int(w["processed"]) == len(rescued)), None), timeout=10)
+    beat = wait_until(
+        lambda: next(
+            (
+                w
+                for w in queue.workers(30)
+                if w["name"] == "rescuer" and int(w["processed"]) == len(rescued)
+            ),
+            None,
+        ),
+        timeout=10,
+    )
     # each job recorded done exactly once: the rescuer wrote only what the victim had not
     assert by_victim + int(beat["processed"]) == len(items)
     assert client.xpending(queue.keys.stream, GROUP)["pending"] == 0
@@ -143,8 +101,12 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits(api, workers, redis_url, 
     proc = workers.start("graceful", MAX_BATCH="4")
     wait_ready(api)
     items = [post(api, f) for f in fullres_xrays[:24]]
-    wait_until(lambda: any(queue.get(i["id"]).status == "processing" for i in items),
-               timeout=60, interval=0.01, what="a batch in progress")
+    wait_until(
+        lambda: any(queue.get(i["id"]).status == "processing" for i in items),
+        timeout=60,
+        interval=0.01,
+        what="a batch in progress",
+    )
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(30) == 0
     statuses = [queue.get(i["id"]).status for i in items]
@@ -157,8 +119,11 @@ def test_api_metrics_aggregate_across_gunicorn_workers(api):
     for _ in range(20):
         requests.get(api + "/healthz", timeout=5)
     text = requests.get(api + "/metrics", timeout=5).text
-    line = next(ln for ln in text.splitlines() if ln.startswith("pneumonia_api_requests_total")
-                and 'route="/healthz"' in ln)
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("pneumonia_api_requests_total") and 'route="/healthz"' in ln
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 20
     assert "pneumonia_queue_depth" in text
 
@@ -169,5 +134,3 @@ def test_uploads_wait_for_a_late_worker(api, workers, fullres_xrays):
     assert requests.get(api + "/readyz", timeout=5).status_code == 503
     workers.start("late")
     assert all(result(api, i)["status"] == "done" for i in items)
-
-
