@@ -6,8 +6,10 @@
         requests.get(stack.https_url + "/login", verify=False)
 
 Real processes, each logging to ``<tmp>/logs/<name>.log``: redis-server (AOF on), the API under
-gunicorn, N inference workers, the web UI under gunicorn and nginx with the rendered config
-(TLS with a self-signed certificate). Everything is stopped, newest first, on exit.
+gunicorn, N inference workers (those three from ``tests/processes.py``, exposed as ``stack.redis``,
+``stack.api``, ``stack.workers`` so fault tests can kill them), the web UI under gunicorn and
+nginx with the rendered config (TLS with a self-signed certificate). Everything is stopped,
+newest first, on exit.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import redis
 import requests
 
+from tests.processes import TOKEN, ApiServer, RedisServer, Workers
 from tests.support import ROOT, free_port, python, start, stop, wait_for_http, wait_until
 
 NGINX_DIR = ROOT / "nginx"
@@ -34,7 +36,7 @@ class LocalStack:
         tmp: Path,
         model_store: Path | None = None,
         workers: int = 1,
-        api_token: str = "stack-api-token-" + "s" * 24,
+        api_token: str = TOKEN,
         secret_key: str = "stack-secret-key-" + "k" * 24,
         max_body: str = "33m",
         monitoring_cidr: str = "127.0.0.1/32",
@@ -49,12 +51,14 @@ class LocalStack:
         self.api_token, self.secret_key = api_token, secret_key
         self.max_body, self.monitoring_cidr = max_body, monitoring_cidr
         self.ui_env, self.api_env, self.worker_env = ui_env or {}, api_env or {}, worker_env or {}
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.redis_port, self.api_port, self.ui_port = free_port(), free_port(), free_port()
-        self.http_port, self.https_port = free_port(), free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.web_redis_url = f"redis://127.0.0.1:{self.redis_port}/1"
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.procs: list[tuple[str, subprocess.Popen]] = []  # the UI and nginx
+        self.redis = RedisServer(self.tmp / "redis")
+        self.redis_url = self.redis.url
+        self.web_redis_url = self.redis.url.rsplit("/", 1)[0] + "/1"  # the UI's own database
+        self.api = ApiServer(self.redis_url, self.logs, API_TOKEN=api_token, **self.api_env)
+        self.api_url = self.api.url
+        self.workers = Workers(self.redis_url, model_store, self.logs) if model_store else None
+        self.ui_port, self.http_port, self.https_port = free_port(), free_port(), free_port()
         self.ui_url = f"http://127.0.0.1:{self.ui_port}"
         self.http_url = f"http://localhost:{self.http_port}"
         self.https_url = f"https://localhost:{self.https_port}"
@@ -75,8 +79,8 @@ class LocalStack:
     def start(self) -> None:
         """Start every process and wait until each answers (workers: see wait_ready)."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._start_redis()
-        self._start_api()
+        self.redis.start()
+        self.api.start()
         for i in range(self.n_workers):
             self.start_worker(f"worker-{i + 1}")
         self._start_ui()
@@ -87,6 +91,10 @@ class LocalStack:
         while self.procs:
             _, proc = self.procs.pop()
             stop(proc)
+        if self.workers:
+            self.workers.stop_all()
+        self.api.stop()
+        self.redis.stop()
 
     def _run(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         proc = start(argv, env=env, log=self.logs / f"{name}.log")
@@ -95,48 +103,16 @@ class LocalStack:
 
     # --- the processes -----------------------------------------------------------------------
 
-    def _start_redis(self) -> None:
-        data = self.tmp / "redis"
-        data.mkdir(exist_ok=True)
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self._run(
-            "redis",
-            [exe, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
-             "--appendonly", "yes", "--save", "", "--protected-mode", "yes"],
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.redis_url)
-        wait_until(client.ping, timeout=15, what="redis-server")
-        client.close()
-
-    def _start_api(self) -> None:
-        env = {
-            "REDIS_URL": self.redis_url,
-            "API_TOKEN": self.api_token,
-            "GUNICORN_BIND": f"127.0.0.1:{self.api_port}",
-            "GUNICORN_WORKERS": "2",
-            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-api"),
-            **self.api_env,
-        }
-        argv = ["-m", "gunicorn", "-c", "python:pneumonia_api.gunicorn_conf"]
-        self._run("api", [python(), *argv, "pneumonia_api:create_app()"], env)
-        wait_for_http(self.api_url + "/healthz", timeout=30)
-
     def start_worker(self, name: str, **env) -> subprocess.Popen:
         """One more inference worker (``python -m model.inference``) on the stack's store."""
-        base = {
-            "REDIS_URL": self.redis_url,
-            "MODEL_STORE": str(self.model_store),
+        env = {
             "MODEL_CACHE_DIR": str(self.tmp / f"model-cache-{name}"),
-            "WORKER_NAME": name,
-            "WORKER_METRICS_PORT": "0",
             "HEARTBEAT_SECONDS": "1",
-            "MODEL_POLL_SECONDS": "2",
-            "BLOCK_MS": "200",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             **self.worker_env,
             **env,
         }
-        return self._run(name, [python(), "-m", "model.inference"], base)
+        return self.workers.start(name, **env)
 
     def _start_ui(self) -> None:
         env = {
