@@ -41,7 +41,8 @@ def _submit(storage) -> dict:
     try:
         prediction = get_api().submit(filename, storage.stream, storage.mimetype, current_user.name)
     except ApiError as exc:
-        current_app.logger.info("upload of %r refused: %s", filename, exc)
+        # File names can carry patient names: the log gets only the reason.
+        current_app.logger.info("upload by %s refused: %s", current_user.name, exc.code)
         audit.record("upload_rejected", filename=filename)
         return {"filename": filename, "error": exc}
     audit.record("upload", prediction_id=prediction["id"], filename=filename)

@@ -195,3 +195,15 @@ def test_readyz_follows_the_api(client):
     resp = client.get("/readyz")
     assert resp.status_code == 503  # no worker serves a model here
     assert resp.get_json()["checks"] == {"web_redis": True, "api": False}
+
+
+def test_dicom_upload_shows_as_a_png_image(alice):
+    from tests.api.dicom_factory import dicom_bytes
+
+    token = csrf_token(alice, "/")
+    data = {"csrf_token": token, "file": (io.BytesIO(dicom_bytes()), "chest.dcm")}
+    resp = alice.post("/upload", data=data, headers={"HX-Request": "true"})
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    pid = card_id(resp.get_data(as_text=True))
+    image = alice.get(f"/results/{pid}/image")
+    assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
