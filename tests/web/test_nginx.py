@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -12,8 +13,8 @@ import requests
 
 from tests.stack import NGINX_DIR, LocalStack, nginx_argv, render_nginx
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not shutil.os.path.exists(
-    "/usr/sbin/nginx"), reason="nginx is not installed: run `make system`")  # fmt: skip
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed: run `make system`")
 
 ALLOWED = {"LISTEN_HTTP", "LISTEN_HTTPS", "SERVER_NAME", "UI_UPSTREAM", "TLS_CERT", "TLS_KEY",
            "MAX_BODY", "MONITORING_CIDR"}  # fmt: skip
