@@ -27,6 +27,8 @@ def stack(tmp_path, model_store):
 def test_clinician_session_in_chromium(stack, fullres_xrays, tmp_path):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=20_000)  # a shared 2-core machine: be patient, not flaky
+
     xrays = [next(p for p in fullres_xrays if p.parent.name == c) for c in ("NORMAL", "PNEUMONIA")]
     base = stack.https_url
     with browser_page() as page:
@@ -61,8 +63,11 @@ def test_clinician_session_in_chromium(stack, fullres_xrays, tmp_path):
         page.get_by_label("Result").select_option("")
         expect(rows).to_have_count(2)
 
-        rows.first.get_by_role("link").click()
-        expect(page.get_by_role("heading", name=f"Result: {xrays[1].name}")).to_be_visible()
+        newest = rows.first.get_by_role("link")
+        name = newest.inner_text()  # uploaded in parallel: either file may be the newer one
+        assert name in {x.name for x in xrays}
+        newest.click()
+        expect(page.get_by_role("heading", name=f"Result: {name}")).to_be_visible()
         expect(page.get_by_text("Uploaded by")).to_have_count(2)
         expect(page.locator(".details")).to_contain_text("dr.ada")
         image = page.locator("figure.xray img")
