@@ -39,6 +39,8 @@ def panel(kind: str, title: str, desc: str, targets: list[dict], unit: str = "sh
         "targets": targets,
         "options": opts or {},
     }
+    for i, target in enumerate(targets):
+        target["refId"] = chr(ord("A") + i)
     if kind == "timeseries":
         p["options"] = {
             "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
