@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+import yaml
 from PIL import Image
 
 from scripts.render_prometheus import render
-from tests.monitoring.support import DASHBOARDS, binary, fill, load, panels, tier
+from tests.monitoring.support import DASHBOARDS, RULE_FILES, binary, fill, load, panels, tier
 from tests.processes import ApiServer, Workers, post, post_file, result, wait_ready
 from tests.support import free_port, start, stop, wait_for_http, wait_until
 
@@ -231,6 +232,16 @@ def test_every_panel_returns_data_from_the_live_stack(stack, redis_url, model_st
 
     wait_until(scraped, timeout=30, interval=0.5, what="Prometheus scraping every tier")
     time.sleep(3)  # a few more scrapes and rule evaluations after the traffic
+
+    # --- every rule evaluates on real series (no many-to-many match, no bad template) ----------
+    groups = requests.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = [r for grp in groups for r in grp["rules"]]
+    expected = [
+        r for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
+    ]
+    assert len(rules) == len(expected)
+    broken = [f"{r['name']}: {r['lastError']}" for r in rules if r["health"] != "ok"]
+    assert not broken, broken
 
     # --- every panel ----------------------------------------------------------------------------
     empty, checked, parsed_only = [], 0, []
