@@ -124,3 +124,20 @@ def test_alert_follows_the_house_rules(group, rule):
 
 def test_alert_groups_are_the_ones_admins_expect():
     assert {g for g, _ in alerts()} == ALERT_GROUPS
+
+
+def test_make_up_runs_prometheus_and_exporters_on_the_rendered_config():
+    from scripts.render_prometheus import ports_from_env
+
+    ports = ports_from_env(
+        {"API_PORT": "5050", "NODE_EXPORTER_PORT": "", "PROMETHEUS_PORT": "9099"}
+    )
+    assert ports[5000] == 5050 and ports[9100] == 9100 and ports[9090] == 9099
+    procfile = (PROMETHEUS.parent.parent / "Procfile").read_text()
+    assert "--config.file=var/prometheus/prometheus.yml" in procfile
+    assert (
+        "prometheus-node-exporter --web.listen-address=127.0.0.1:${NODE_EXPORTER_PORT}" in procfile
+    )
+    up = (PROMETHEUS.parent.parent / "scripts" / "up.sh").read_text()
+    assert "scripts/render_prometheus.py var/prometheus/prometheus.yml" in up
+    assert "Prometheus  http://127.0.0.1:${PROMETHEUS_PORT}" in up
