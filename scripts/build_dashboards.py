@@ -47,6 +47,12 @@ def panel(kind: str, title: str, desc: str, targets: list[dict], unit: str = "sh
             "tooltip": {"mode": "multi", "sort": "desc"},
             **opts,
         }
+    elif kind == "table":
+        # one row per worker: join the queries on instance, hide the timestamps
+        p["transformations"] = [
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+        ]
     elif kind in ("stat", "gauge"):
         p["options"] = {
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
