@@ -418,7 +418,7 @@ def hosts() -> dict:
             "stat",
             "Hosts up by role",
             "node_exporter targets answering, per Role tag.",
-            [q('count by (role) (up{job="node"} == 1)', "{{role}}")],
+            [q('sum by (role) (up{job="node"})', "{{role}}")],
             colorMode="value",
             graphMode="none",
             textMode="value_and_name",
