@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/chest_xray_224
 
-.PHONY: help up down test test-fast lint format model bench screenshots system venv clean
+.PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,3 +55,6 @@ screenshots: system venv ## real screenshots of the UI into screenshots/
 
 clean: ## remove generated files (models and Redis data under var/ are kept)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
+
+lock: venv ## pin the exact installed dependency versions into requirements.lock (audited by the tests)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock

@@ -54,7 +54,7 @@ protected-mode yes
 requirepass ${REDIS_PASSWORD}
 dir ${ROOT}/var/redis
 appendonly yes
-appendfsync everysec
+appendfsync always
 save ""
 CONF
 umask 022
