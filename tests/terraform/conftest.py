@@ -252,4 +252,27 @@ def moto_stack(tf_env, moto_endpoint, tmp_path_factory):
         "aws_secret_access_key": "testing",
     }
     yield tf, aws
-    tf.run("destroy", "-auto-approve", "-no-color", "-parallelism=30", timeout=600)
+    # The re-plan test has just refreshed everything: skip destroy's own refresh.
+    tf.run(
+        "destroy", "-auto-approve", "-no-color", "-parallelism=30", "-refresh=false", timeout=600
+    )
+    import boto3
+
+    ec2 = boto3.client("ec2", **aws)
+    left = [
+        i["InstanceId"]
+        for r in ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:Project", "Values": ["pneumonia"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]},
+            ]
+        )["Reservations"]
+        for i in r["Instances"]
+    ]
+    assert not left, f"destroy left instances behind: {left}"
+    assert not ec2.describe_vpcs(Filters=[{"Name": "tag:Project", "Values": ["pneumonia"]}])["Vpcs"]
+    assert not [
+        b
+        for b in boto3.client("s3", **aws).list_buckets()["Buckets"]
+        if b["Name"].startswith("pneumonia-")
+    ]
