@@ -1,0 +1,209 @@
+"""The UI against the real API (gunicorn on a free port, the test Redis). No mocked HTTP.
+
+No inference worker runs here: where a test needs a finished result it finishes the job the way
+a worker does, through the job protocol, which keeps these tests fast.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import redis
+
+from pneumonia_api.protocol import JobQueue
+from tests.web.conftest import AuthActions, csrf_token, web_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def app(redis_url, api_url):
+    from pneumonia_web import create_app
+
+    return create_app(web_config(redis_url, api_url, WORKLIST_PAGE_SIZE=2))
+
+
+@pytest.fixture
+def queue(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield JobQueue(client)
+    client.close()
+
+
+@pytest.fixture
+def alice(client, make_user):
+    make_user("alice")
+    AuthActions(client).login("alice")
+    return client
+
+
+def upload(client, path, name=None):
+    token = csrf_token(client, "/")
+    with open(path, "rb") as fh:
+        data = {"csrf_token": token, "file": (io.BytesIO(fh.read()), name or path.name)}
+    return client.post("/upload", data=data, headers={"HX-Request": "true"})
+
+
+def card_id(html: str) -> str:
+    return re.search(r'id="card-([0-9a-f]{32})"', html).group(1)
+
+
+def finish(queue, pid, label="Pneumonia", probability=0.87):
+    """Do what an inference worker does with one job."""
+    queue.ensure_group()  # the Redis was emptied for this test, group included
+    (entry, job_id), *_ = queue.read("test-worker", count=100, block_ms=100)
+    assert job_id == pid
+    record = queue.start(pid, "test-worker")
+    record.label, record.probability = label, probability
+    record.threshold, record.model_version = 0.5, "tiny-1"
+    queue.finish(entry, record)
+
+
+def test_upload_gives_a_polling_card_then_a_final_one(alice, queue, fullres_xrays):
+    resp = upload(alice, fullres_xrays[0])
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 202 and "<html" not in html
+    pid = card_id(html)
+    assert 'hx-trigger="every' in html and "Queued" in html and "alice" in html
+    assert queue.get(pid).uploader == "alice"
+
+    finish(queue, pid)
+    final = alice.get(f"/results/{pid}/card", headers={"HX-Request": "true"})
+    text = final.get_data(as_text=True)
+    assert "hx-trigger" not in text  # polling stops once the result is final
+    assert "Pneumonia" in text and "87.0 %" in text and "Threshold 50.0 %" in text
+    assert "tiny-1" in text and "Research use only" in text and 'href="/model"' in text
+
+
+def test_wrong_type_is_refused_inline_with_what_to_do(alice):
+    token = csrf_token(alice, "/")
+    data = {"csrf_token": token, "file": (io.BytesIO(b"just some text"), "notes.png")}
+    resp = alice.post("/upload", data=data, headers={"HX-Request": "true"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 415 and "<html" not in html
+    assert "notes.png" in html and "Not uploaded" in html and 'role="alert"' in html
+
+
+def test_no_js_form_uploads_several_files_at_once(alice, fullres_xrays):
+    token = csrf_token(alice, "/")
+    files = []
+    for path in fullres_xrays[:2]:
+        files.append((io.BytesIO(path.read_bytes()), path.name))
+    resp = alice.post("/upload", data={"csrf_token": token, "file": files})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 202 and "<html" in html
+    assert html.count('data-card data-status="queued"') == 2
+
+
+def test_result_page_shows_everything_and_is_audited(
+    alice, client, queue, fullres_xrays, make_user
+):
+    pid = card_id(upload(alice, fullres_xrays[1]).get_data(as_text=True))
+    finish(queue, pid, label="Normal", probability=0.12)
+    html = alice.get(f"/results/{pid}").get_data(as_text=True)
+    for text in ("Normal", "12.0 %", "50.0 %", "tiny-1", "alice", fullres_xrays[1].name):
+        assert text in html
+    assert "Research use only" in html and f"/results/{pid}/image" in html
+
+    AuthActions(client).logout()
+    make_user("root", role="admin")
+    AuthActions(client).login("root")
+    log = client.get("/admin/audit").get_data(as_text=True)
+    assert "action-view" in log and "action-upload" in log and pid[:8] in log
+
+
+def test_image_and_thumbnail_are_proxied(alice, fullres_xrays):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    full = alice.get(f"/results/{pid}/image")
+    thumb = alice.get(f"/results/{pid}/image?thumb=1")
+    assert full.status_code == 200 and full.mimetype == "image/jpeg"
+    assert full.data == fullres_xrays[0].read_bytes()
+    assert thumb.mimetype == "image/jpeg" and len(thumb.data) < len(full.data) / 4
+    assert "private" in full.headers["Cache-Control"]
+
+
+def test_unknown_result_is_a_404(alice):
+    assert alice.get("/results/" + "0" * 32).status_code == 404
+
+
+def test_worklist_newest_first_paginated_and_filtered(alice, client, queue, fullres_xrays):
+    ids = []
+    for path in fullres_xrays[:3]:
+        pid = card_id(upload(alice, path).get_data(as_text=True))
+        finish(queue, pid, label="Pneumonia" if len(ids) != 1 else "Normal")
+        ids.append(pid)
+    page1 = alice.get("/worklist").get_data(as_text=True)
+    assert page1.index(ids[2]) < page1.index(ids[1])  # newest first, 2 per page in this test
+    assert ids[0] not in page1 and "Older results" in page1
+    older = re.search(r'href="(/worklist\?before=\d+)"', page1).group(1)
+    page2 = alice.get(older).get_data(as_text=True)
+    assert ids[0] in page2 and ids[2] not in page2
+
+    normal = alice.get("/worklist?label=Normal").get_data(as_text=True)
+    assert ids[1] in normal and ids[0] not in normal and ids[2] not in normal
+    nobody = alice.get("/worklist?uploader=bob").get_data(as_text=True)
+    assert "No results match these filters" in nobody
+
+
+def test_worklist_htmx_gets_only_the_table(alice, fullres_xrays):
+    upload(alice, fullres_xrays[0])
+    headers = {"HX-Request": "true", "HX-Target": "worklist-table"}
+    partial = alice.get("/worklist?label=", headers=headers).get_data(as_text=True)
+    assert "<html" not in partial and "<table" in partial
+    assert "<html" in alice.get("/worklist").get_data(as_text=True)
+
+
+def test_model_page_without_and_with_a_card(alice, queue):
+    assert "No model is serving yet" in alice.get("/model").get_data(as_text=True)
+    queue.publish_model(
+        {
+            "name": "ResNet50 pneumonia classifier",
+            "version": "v7",
+            "threshold": 0.42,
+            "training_data": {
+                "name": "Kermany chest X-rays",
+                "credit": "Kermany et al., Cell 2018, CC BY 4.0",
+                "splits": {"train": {"NORMAL": 1000, "PNEUMONIA": 3000}},
+            },
+            "metrics": {
+                "roc_auc": 0.97,
+                "sensitivity": 0.95,
+                "confusion_matrix": [[90, 10], [5, 95]],
+            },
+        }
+    )
+    queue.set_training(
+        {"phase": "fine-tune", "epoch": 2, "epochs": 5, "ratio": 0.4, "eta_seconds": 300}
+    )
+    html = alice.get("/model").get_data(as_text=True)
+    for text in (
+        "ResNet50 pneumonia classifier",
+        "v7",
+        "42.0 %",
+        "Kermany et al., Cell 2018",
+        "97.0 %",
+        "95.0 %",
+        "epoch 2 of 5",
+        "About 5 minutes left",
+    ):
+        assert text in html
+
+
+def test_readyz_follows_the_api(client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 503  # no worker serves a model here
+    assert resp.get_json()["checks"] == {"web_redis": True, "api": False}
+
+
+def test_dicom_upload_shows_as_a_png_image(alice):
+    from tests.api.dicom_factory import dicom_bytes
+
+    token = csrf_token(alice, "/")
+    data = {"csrf_token": token, "file": (io.BytesIO(dicom_bytes()), "chest.dcm")}
+    resp = alice.post("/upload", data=data, headers={"HX-Request": "true"})
+    assert resp.status_code == 202, resp.get_data(as_text=True)
+    pid = card_id(resp.get_data(as_text=True))
+    image = alice.get(f"/results/{pid}/image")
+    assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
