@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import itertools
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -108,6 +109,11 @@ class Stack:
 
     def _start(self, argv, name, **env):
         self.procs.append(start(argv, env=env, log=self.tmp / f"{name}.log"))
+        self.names = [*getattr(self, "names", []), name]
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each service (gunicorn's workers included)."""
+        return {name: _tree_cpu(p.pid) for name, p in zip(self.names, self.procs, strict=True)}
 
     def close(self):
         for proc in reversed(self.procs):
@@ -182,9 +188,9 @@ class Load:
         for t in [*threads, watcher]:
             t.start()
         time.sleep(warmup)
-        t0 = time.time()
+        t0, cpu0, own0 = time.time(), self.stack.cpu(), common.cpu_seconds()
         time.sleep(seconds)
-        t1 = time.time()
+        t1, cpu1, own1 = time.time(), self.stack.cpu(), common.cpu_seconds()
         load = common.loadavg()
         self.stop.set()
         for t in threads:
@@ -204,12 +210,28 @@ class Load:
             "accept_ms": _percentiles(accept),
             "errors": sum(1 for j in self.jobs if "error" in j or j.get("status") == "failed"),
             "load": load,
+            # CPU ms per finished image of each service, and of this load generator
+            "cpu_ms_per_img": {
+                **{k: 1000 * (cpu1[k] - cpu0[k]) / max(1, len(in_window)) for k in cpu0},
+                "load generator": 1000 * (own1 - own0) / max(1, len(in_window)),
+            },
             "jobs": [
                 {k: j.get(k) for k in ("sent", "accept_ms", "finished", "status", "error")}
                 for j in self.jobs
                 if t0 <= j["sent"] < t1
             ],
         }
+
+
+def _tree_cpu(pid: int) -> float:
+    """utime + stime of a process and its live descendants, in seconds."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        total += sum(_tree_cpu(int(c)) for c in children)
+    return total
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -331,6 +353,11 @@ def report(res: dict) -> str:
         "errors",
         "load avg",
     ]
+    names = list(res["levels"][0]["cpu_ms_per_img"]) if res["levels"] else []
+    cpu_rows = [[r["clients"], *(r["cpu_ms_per_img"][n] for n in names)] for r in res["levels"]]
+    cpu_table = "\nCPU ms per finished image, by process:\n" + common.table(
+        ["clients", *names], cpu_rows
+    )
     acc16 = next((r["accept_ms"]["p95"] for r in res["levels"] if r["clients"] == 16), None)
     foot = (
         f"\npipeline efficiency at saturation: {res['saturation_img_s']:.1f} / "
@@ -339,7 +366,7 @@ def report(res: dict) -> str:
         if acc16 is not None
         else ""
     )
-    return head + common.table(headers, rows) + foot
+    return head + common.table(headers, rows) + cpu_table + foot
 
 
 def main(argv: list[str] | None = None) -> None:

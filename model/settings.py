@@ -30,8 +30,9 @@ class WorkerSettings:
     )
     # Dynamic batching: take up to max_batch jobs, waiting at most batch_wait_ms for more
     # once the first has arrived. int8 onnxruntime costs the same CPU per image from batch 1
-    # to 32 (PERFORMANCE.md), so the wait is short: it only buys latency; 16 bounds memory.
-    max_batch: int = field(default_factory=lambda: _env("MAX_BATCH", 16))
+    # to 64 (PERFORMANCE.md), so batches are small and the wait short: bigger ones gave the
+    # same throughput, with results (and the clients' next uploads) arriving in bigger bursts.
+    max_batch: int = field(default_factory=lambda: _env("MAX_BATCH", 4))
     batch_wait_ms: int = field(default_factory=lambda: _env("BATCH_WAIT_MS", 10))
     # How long one blocking read waits when idle (bounds the SIGTERM reaction time too).
     block_ms: int = field(default_factory=lambda: _env("BLOCK_MS", 1000))
