@@ -120,12 +120,17 @@ class Stack:
             stop(proc)
 
 
+_UPLOADS = itertools.count()  # one sequence for the whole run: no level repeats another's bytes
+
+
 def uploads(files: list[Path]):
-    """Endless distinct JPEGs: each original with a unique comment (COM) segment."""
+    """Endless distinct JPEGs: each original with a unique comment (COM) segment, so no
+    upload is answered from the API's result cache (keyed by the bytes' SHA-256)."""
     originals = [(f.name, f.read_bytes()) for f in files]
-    for n in itertools.count():
+    nonce = os.urandom(4).hex()
+    for n in _UPLOADS:
         name, data = originals[n % len(originals)]
-        note = f"bench upload {n}".encode()
+        note = f"bench upload {nonce}-{n}".encode()
         com = b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note
         yield name, data[:2] + com + data[2:]
 
@@ -141,17 +146,22 @@ class Load:
         self.stop, self.finished = threading.Event(), threading.Event()
 
     def client(self):
-        session = requests.Session()
         while not self.stop.is_set():
             with self.lock:
                 name, data = next(self.source)
             sent = time.time()
-            resp = session.post(
-                self.stack.api + "/v1/predictions",
-                files={"file": (name, data)},
-                headers=AUTH,
-                timeout=60,
-            )
+            try:
+                # A new connection per upload, as separate users make: a kept-alive one can
+                # be closed by gunicorn just as it is reused (a reset, not a server error).
+                resp = requests.post(
+                    self.stack.api + "/v1/predictions",
+                    files={"file": (name, data)},
+                    headers=AUTH,
+                    timeout=60,
+                )
+            except requests.RequestException as exc:
+                self.jobs.append({"sent": sent, "error": type(exc).__name__})
+                continue
             accepted = time.time()
             if resp.status_code != 202:
                 self.jobs.append({"sent": sent, "error": resp.status_code})
