@@ -70,8 +70,13 @@ def test_production_config_discovers_by_tags_and_names_no_ip():
         assert relabel[0]["source_labels"] == ["__meta_ec2_tag_Role"]
         assert relabel[-1]["replacement"] == f"$1:{port}"
         assert {"role", "instance"} <= {r.get("target_label") for r in relabel}
-    assert re.fullmatch(jobs["node"]["relabel_configs"][0]["regex"], "ml")
-    assert re.fullmatch(jobs["worker"]["relabel_configs"][0]["regex"], "ml")
+    for role in ("nginx", "monitoring", "ui", "app", "ml", "worker"):
+        assert re.fullmatch(jobs["node"]["relabel_configs"][0]["regex"], role)
+    for role in ("app", "ml", "worker"):
+        assert re.fullmatch(jobs["worker"]["relabel_configs"][0]["regex"], role)
+    # autoscaled workers share a Name tag: the instance id keeps their targets apart
+    name_rule = jobs["worker"]["relabel_configs"][3]
+    assert name_rule["source_labels"] == ["__meta_ec2_tag_Name", "__meta_ec2_instance_id"]
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
 
 
