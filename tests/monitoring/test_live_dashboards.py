@@ -213,6 +213,9 @@ def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
     bad.write_bytes(b"this is not an image at all")
     assert post_file(api, bad).status_code in (400, 415)
     fail_a_login(stack)
+    # /metrics answers on the UI port without a login, never through nginx.
+    assert requests.get(stack.ui_url + "/metrics", timeout=5).status_code == 200
+    assert requests.get(stack.https_url + "/metrics", verify=stack.ca, timeout=5).status_code == 404
 
     def scraped():
         up = promql(prom, 'up{job=~"api|ui|worker|node|redis|nginx|prometheus"} == 1')
