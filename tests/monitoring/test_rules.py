@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
 from scripts.render_prometheus import render
-from tests.monitoring.support import PROMETHEUS, RULE_FILES, promtool
+from tests.monitoring.support import PROMETHEUS, RULE_FILES, fake_instance_metadata, promtool
 
 ALERT_GROUPS = {"availability", "latency", "queue", "model", "hosts", "cost"}
 
@@ -26,17 +23,9 @@ def alerts() -> list[tuple[str, dict]]:
 
 
 @pytest.fixture
-def fake_instance_metadata(tmp_path):
-    """An EC2 instance metadata endpoint answering the region, as on the monitoring box."""
-    doc = tmp_path / "latest" / "dynamic" / "instance-identity"
-    doc.mkdir(parents=True)
-    (doc / "document").write_text('{"region": "eu-west-3", "availabilityZone": "eu-west-3a"}')
-    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def instance_metadata(tmp_path):
+    with fake_instance_metadata(tmp_path / "imds") as url:
+        yield url
 
 
 def run(*argv, **kw) -> subprocess.CompletedProcess:
@@ -44,9 +33,9 @@ def run(*argv, **kw) -> subprocess.CompletedProcess:
 
 
 def test_production_config_is_valid_with_the_region_from_instance_metadata(
-    fake_instance_metadata, monkeypatch
+    instance_metadata, monkeypatch
 ):
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_instance_metadata)
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", instance_metadata)
     out = run(promtool(), "check", "config", "prometheus.yml", cwd=PROMETHEUS, env=None)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 rule files found" in out.stdout
