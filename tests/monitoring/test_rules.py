@@ -67,6 +67,12 @@ def test_production_config_discovers_by_tags_and_names_no_ip():
     name_rule = jobs["worker"]["relabel_configs"][3]
     assert name_rule["source_labels"] == ["__meta_ec2_tag_Name", "__meta_ec2_instance_id"]
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+    gpu = jobs["dcgm"]["relabel_configs"][0]
+    assert gpu["separator"] == ";" and gpu["action"] == "keep"
+    for kept in ("ml;g5.xlarge", "ml;g4dn.xlarge", "ml;p4d.24xlarge"):
+        assert re.fullmatch(gpu["regex"], kept)
+    for dropped in ("ml;t3.large", "ml;c7i.2xlarge", "app;g5.xlarge"):
+        assert not re.fullmatch(gpu["regex"], dropped)
 
 
 def test_local_config_renders_with_the_ports_asked_and_is_valid(tmp_path):
