@@ -98,10 +98,17 @@ class ProgressCallback(keras.callbacks.Callback):
     ``epoch_offset``/``total_epochs`` let the two phases of fine-tuning report as one run.
     """
 
-    def __init__(self, reporter: Reporter, total_epochs: int, n_train: int, epoch_offset: int = 0):
+    def __init__(
+        self,
+        reporter: Reporter,
+        total_epochs: int,
+        n_train: int,
+        epoch_offset: int = 0,
+        budget_seconds: float = 0.0,
+    ):
         super().__init__()
         self.reporter, self.total, self.n_train = reporter, total_epochs, n_train
-        self.offset = epoch_offset
+        self.offset, self.budget = epoch_offset, budget_seconds
         self._t0 = self._epoch_t0 = time.monotonic()
 
     def on_train_begin(self, logs=None):
@@ -120,14 +127,18 @@ class ProgressCallback(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.monotonic() - self._epoch_t0
         done = epoch + 1 - self.offset
-        per_epoch = (time.monotonic() - self._t0) / max(done, 1)
+        elapsed = time.monotonic() - self._t0
+        per_epoch = elapsed / max(done, 1)
+        ratio, eta = (epoch + 1) / max(self.total, 1), per_epoch * max(self.total - epoch - 1, 0)
+        if self.budget:  # a time budget ends the run before the epoch ceiling
+            ratio, eta = max(ratio, elapsed / self.budget), min(eta, self.budget - elapsed)
         auc = logs.get("val_auc")
         self.reporter.update(
             phase="training",
             epoch=epoch + 1,
             epochs=self.total,
-            ratio=round(min((epoch + 1) / max(self.total, 1), 1.0), 4),
-            eta_seconds=int(per_epoch * max(self.total - epoch - 1, 0)),
+            ratio=round(min(ratio, 1.0), 4),
+            eta_seconds=max(int(eta), 0),
             val_auc=float(auc) if auc is not None else None,
             images_per_second=round(self.n_train / max(seconds, 1e-9), 2),
             message=f"epoch {epoch + 1}/{self.total} done"
