@@ -74,7 +74,7 @@ def load_data(args, reporter):
         if split.paths
     }
     warm_caches(pipelines, splits, reporter)
-    return root, splits, pipelines, cache_dir
+    return root, splits, pipelines
 
 
 def warm_caches(pipelines, splits, reporter) -> None:
@@ -284,7 +284,7 @@ def run(args) -> Path:
     _log_to(args.output / "train.log")
     try:
         gpu = configure_device()
-        root, splits, pipelines, cache_dir = load_data(args, reporter)
+        root, splits, pipelines = load_data(args, reporter)
         model, history, epochs_run, fit_seconds = fit(args, reporter, pipelines, splits, gpu)
         reporter.update(phase="evaluating", ratio=1.0, message="evaluating on held-out patients")
         report = evaluate_splits(model, args, splits, args.output)
@@ -293,8 +293,7 @@ def run(args) -> Path:
         model_card.write(card, args.output)
         (args.output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.output / "history.json").write_text(json.dumps(_jsonable(history), indent=2) + "\n")
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        (args.output / "checkpoint.keras").unlink(missing_ok=True)
+        (args.output / "checkpoint.keras").unlink(missing_ok=True)  # model.keras is the best
         log.info("val: %s", _summary(report.get("val", {})))
         log.info("test: %s", _summary(report.get("test", {})))
         log.info(
@@ -309,6 +308,9 @@ def run(args) -> Path:
     except BaseException as exc:
         reporter.update(phase="failed", message=f"{type(exc).__name__}: {exc}"[:300])
         raise
+    finally:
+        for cache_dir in args.output.glob("cache-*"):  # decoded tensors: per run, disposable
+            shutil.rmtree(cache_dir, ignore_errors=True)
     return args.output
 
 

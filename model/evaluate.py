@@ -123,8 +123,8 @@ def predict(model, split, size: int, batch_size: int = 64, desc: str = "predict"
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def evaluate_dir(model_dir: Path, data: str | None, target: float | None = None) -> dict:
-    """Load a model directory, score its evaluation split and return the report."""
+def evaluate_dir(model_dir: Path, data: str | None, target: float | None = None) -> tuple:
+    """Load a model directory and score its evaluation split: (report, split, scores)."""
     import keras
 
     from model.data import evaluation_split, resolve_root

@@ -29,6 +29,8 @@ def trained(tmp_path_factory):
                 "1",
                 "--batch-size",
                 "8",
+                "--steps-per-epoch",
+                "3",
                 "--val-fraction",
                 "0.25",
                 "--test-fraction",
