@@ -278,7 +278,8 @@ def run(args) -> Path:
 
     reporter = Reporter()
     t0 = time.monotonic()
-    version = args.version or model_card.make_version()
+    sha = model_card.git_sha()  # the code that trains, even if HEAD moves during the run
+    version = args.version or model_card.make_version(sha=sha)
     args.output = Path(args.output or Path("var/runs") / version)
     args.output.mkdir(parents=True, exist_ok=True)
     _log_to(args.output / "train.log")
@@ -288,8 +289,9 @@ def run(args) -> Path:
         model, history, epochs_run, fit_seconds = fit(args, reporter, pipelines, splits, gpu)
         reporter.update(phase="evaluating", ratio=1.0, message="evaluating on held-out patients")
         report = evaluate_splits(model, args, splits, args.output)
-        model.save(args.output / "model.keras")
+        save_for_serving(model, args.output / "model.keras")
         card = build_card(args, version, root, splits, report, epochs_run, fit_seconds, gpu)
+        card["git_sha"] = sha
         model_card.write(card, args.output)
         (args.output / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.output / "history.json").write_text(json.dumps(_jsonable(history), indent=2) + "\n")
@@ -312,6 +314,14 @@ def run(args) -> Path:
         for cache_dir in args.output.glob("cache-*"):  # decoded tensors: per run, disposable
             shutil.rmtree(cache_dir, ignore_errors=True)
     return args.output
+
+
+def save_for_serving(model, path: Path) -> Path:
+    """Architecture and weights only: Adam's two moments would triple the file (~290 MB)."""
+    serving = keras.Model.from_config(model.get_config())  # same graph, never compiled
+    serving.set_weights(model.get_weights())
+    serving.save(path)
+    return path
 
 
 def build_card(args, version, root, splits, report, epochs_run, fit_seconds, gpu) -> dict:

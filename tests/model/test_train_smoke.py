@@ -56,6 +56,16 @@ def test_the_saved_model_loads_and_predicts(trained):
 
 
 @pytest.mark.slow
+def test_the_model_file_has_no_optimizer_state(trained):
+    """Serving needs weights only; Adam's moments would triple the file."""
+    _, out = trained
+    model = keras.models.load_model(out / "model.keras")
+    assert getattr(model, "optimizer", None) is None  # saved uncompiled
+    assert (out / "model.keras").stat().st_size < 1.2 * 4 * model.count_params()
+    assert model.get_layer("rescale") is not None  # normalisation travels with the model
+
+
+@pytest.mark.slow
 def test_the_card_is_complete(trained):
     _, out = trained
     model_card = json.loads((out / "model_card.json").read_text())
