@@ -274,8 +274,10 @@ def evaluate_splits(model, args, splits, out_dir: Path) -> dict:
 def run(args) -> Path:
     """The whole recipe; returns the output directory holding the model and its card."""
     from model import card as model_card
+    from model.data import resolve_root
     from model.progress import Reporter
 
+    resolve_root(args.data)  # no data: say where to get it before creating anything
     reporter = Reporter()
     t0 = time.monotonic()
     sha = model_card.git_sha()  # the code that trains, even if HEAD moves during the run
