@@ -118,3 +118,23 @@ def test_evaluate_cli_on_a_bare_folder(trained, tmp_path):
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert cnn.main(["--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
     assert "Kermany" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path):
+    """The GPU recipe's two phases, from a local weights file (the offline --weights PATH)."""
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    weights = tmp_path / "resnet50_notop.weights.h5"
+    base.save_weights(weights)
+    make_folder(tmp_path / "data" / "train", 10, 10)
+    argv = ["--data", str(tmp_path / "data"), "--weights", str(weights), "--img-size", "32"]
+    argv += ["--head-epochs", "1", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
+    argv += ["--val-fraction", "0.3", "--test-fraction", "0.3", "--output", str(tmp_path / "run")]
+    out = cnn.run(cnn.parser().parse_args([*argv, "--verbose", "2"]))
+    model_card = json.loads((out / "model_card.json").read_text())
+    assert model_card["epochs"] == 2  # one head epoch + one fine-tuning epoch
+    assert model_card["weights"].startswith("fine-tuned from")
+    assert model_card["hyperparameters"]["learning_rate"] == 1e-5
+    assert "imagenet_centre" in [
+        la.name for la in keras.models.load_model(out / "model.keras").layers
+    ]
