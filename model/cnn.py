@@ -262,9 +262,8 @@ def evaluate_splits(model, args, splits, out_dir: Path) -> dict:
         report[name] = metrics_at(split.labels, scores, threshold, args.target_sensitivity)
         report[name]["counts"] = split.counts()
         if report[name]["roc_auc"] is not None:
-            plot_curves(
-                split.labels, scores, out_dir / f"roc_pr_{name}.png", f"ResNet50, {name} split"
-            )
+            title = f"ResNet50, {name} split"
+            plot_curves(split.labels, scores, out_dir / f"roc_pr_{name}.png", title, threshold)
     return report
 
 

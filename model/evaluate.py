@@ -84,8 +84,10 @@ def metrics_at(y_true, scores, threshold: float, target: float = TARGET_SENSITIV
     }
 
 
-def plot_curves(y_true, scores, path: Path, title: str = "") -> Path:
-    """ROC and precision-recall curves side by side, as a PNG."""
+def plot_curves(
+    y_true, scores, path: Path, title: str = "", threshold: float | None = None
+) -> Path:
+    """ROC and precision-recall curves side by side, as a PNG, with the operating point."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,6 +102,13 @@ def plot_curves(y_true, scores, path: Path, title: str = "") -> Path:
     roc_ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
     pr_ax.plot(recall, precision)
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision", title="Precision-recall")
+    if threshold is not None:  # where the model actually operates
+        m = metrics_at(y_true, scores, threshold)
+        label = f"threshold {threshold:.3f}"
+        roc_ax.plot([1 - m["specificity"]], [m["sensitivity"]], "o", color="red", label=label)
+        pr_ax.plot([m["sensitivity"]], [m["precision"]], "o", color="red", label=label)
+        roc_ax.legend(loc="lower right")
+        pr_ax.legend(loc="lower left")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             scores,
             out.with_suffix(".png"),
             f"{report['model_version']} on {report['split']}",
+            report["metrics"]["threshold"],
         )
     print(json.dumps(report["metrics"], indent=2))
     print(f"wrote {out}")

@@ -109,18 +109,36 @@ class ProgressCallback(keras.callbacks.Callback):
         super().__init__()
         self.reporter, self.total, self.n_train = reporter, total_epochs, n_train
         self.offset, self.budget = epoch_offset, budget_seconds
+        self.batch_interval = 15.0
+        self._epoch, self._last_batch_report = epoch_offset, 0.0
         self._t0 = self._epoch_t0 = time.monotonic()
 
     def on_train_begin(self, logs=None):
         self._t0 = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_t0 = time.monotonic()
-        done = epoch - self.offset
+        self._epoch_t0 = self._last_batch_report = time.monotonic()
+        self._epoch = epoch
+        first = epoch == self.offset
         self.reporter.update(
             phase="training",
             epochs=self.total,
-            message=f"epoch {epoch + 1}/{self.total}" + (" (decoding images)" if not done else ""),
+            message=f"epoch {epoch + 1}/{self.total}" + (" (building the graph)" if first else ""),
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Between epochs too (a CPU epoch takes minutes), at most every ``batch_interval`` s."""
+        now = time.monotonic()
+        steps = (self.params or {}).get("steps") or 0
+        if now - self._last_batch_report < self.batch_interval or not steps:
+            return
+        self._last_batch_report = now
+        ratio = (self._epoch + (batch + 1) / steps) / max(self.total, 1)
+        if self.budget:
+            ratio = max(ratio, (now - self._t0) / self.budget)
+        self.reporter.update(
+            ratio=round(min(ratio, 1.0), 4),
+            message=f"epoch {self._epoch + 1}/{self.total}, step {batch + 1}/{steps}",
         )
 
     def on_epoch_end(self, epoch, logs=None):

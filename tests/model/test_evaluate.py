@@ -54,5 +54,5 @@ def test_single_class_data_has_no_auc():
 
 
 def test_roc_pr_plot_is_a_png(tmp_path):
-    path = evaluate.plot_curves([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.6], tmp_path / "c.png", "t")
+    path = evaluate.plot_curves([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.6], tmp_path / "c.png", "t", 0.5)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -51,3 +51,15 @@ def test_callback_reports_ratio_eta_and_throughput(tmp_path):
     assert state["epoch"] == 1 and state["ratio"] == 0.25 and state["val_auc"] == 0.8
     assert state["eta_seconds"] >= 0 and state["images_per_second"] > 0
     assert "val AUC 0.800" in state["message"]
+
+
+def test_callback_reports_within_an_epoch(tmp_path):
+    reporter = Reporter(redis_url="", textfile="")
+    callback = ProgressCallback(reporter, total_epochs=2, n_train=100)
+    callback.set_params({"steps": 10, "epochs": 2})
+    callback.batch_interval = 0.0
+    callback.on_train_begin()
+    callback.on_epoch_begin(1)
+    callback.on_train_batch_end(4)
+    assert reporter.state["ratio"] == 0.75  # (1 epoch + 5/10 steps) / 2 epochs
+    assert reporter.state["message"] == "epoch 2/2, step 5/10"
