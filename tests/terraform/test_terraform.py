@@ -27,6 +27,7 @@ BOOT_VALUES = {
     "API_TOKEN": "b" * 64,
     "SECRET_KEY": "c" * 64,
     "GRAFANA_PASSWORD": "d" * 64,
+    "UI_REDIS_PASSWORD": "e" * 64,
 }
 
 HEREDOC = re.compile(
