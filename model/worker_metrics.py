@@ -22,6 +22,12 @@ JOB_LATENCY = Histogram(
     "Upload to result, for jobs this worker finished",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+# Known labels (model.inference.LABEL_*, the failure kinds) exported at 0 from the start:
+# dashboards and ratios then read 0 rather than "No data".
+for _label in ("Pneumonia", "Normal"):
+    PREDICTIONS.labels(_label)
+for _reason in ("preprocess", "inference", "max_attempts", "image_expired"):
+    FAILURES.labels(_reason)
 MODEL_INFO = Gauge("pneumonia_worker_model_info", "1 for the model version served", ["version"])
 MODEL_LOAD = Gauge("pneumonia_worker_model_load_seconds", "Time the last model load took")
 HEARTBEAT = Gauge("pneumonia_worker_heartbeat_timestamp_seconds", "Last heartbeat (unix time)")

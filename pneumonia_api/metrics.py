@@ -39,6 +39,19 @@ UPLOAD_BYTES = Histogram(
     buckets=(1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8),
 )
 REJECTED = Counter("pneumonia_api_uploads_rejected_total", "Uploads refused, by reason", ["reason"])
+# Every reason exported from the start (at 0), so a dashboard reads 0 rather than "No data".
+REJECT_REASONS = (
+    "empty_file",
+    "unsupported_type",
+    "too_many_pixels",
+    "image_too_small",
+    "multi_frame",
+    "truncated_image",
+    "invalid_dicom",
+    "too_many_files",
+)
+for _reason in REJECT_REASONS:
+    REJECTED.labels(_reason)
 ACCEPTED = Counter("pneumonia_api_predictions_accepted_total", "Images accepted for prediction")
 CACHE_HITS = Counter(
     "pneumonia_api_cache_hits_total", "Uploads answered from the content cache without inference"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-mkdir -p var/redis var/models var/log var/run
+mkdir -p var/redis var/models var/log var/run var/prometheus var/run/textfile
 
 if [ ! -f var/local.env ]; then
   umask 077
@@ -27,6 +27,9 @@ source var/local.env
 [ -f .env ] && source .env
 : "${REDIS_PORT:=6379}" "${API_PORT:=5000}" "${UI_PORT:=5001}" "${WORKER_METRICS_PORT:=9101}"
 : "${DATA:=../shared/data/chest_xray_224}" "${MODEL_STORE:=var/models}"
+: "${PROMETHEUS_PORT:=9090}" "${NODE_EXPORTER_PORT:=9100}" "${REDIS_EXPORTER_PORT:=9121}"
+# The trainer writes its progress gauges here; node_exporter's textfile collector serves them.
+: "${TRAINING_METRICS_TEXTFILE:=$ROOT/var/run/textfile/training.prom}"
 set +a
 export REDIS_URL="redis://:${REDIS_PASSWORD}@127.0.0.1:${REDIS_PORT}/0"
 export GUNICORN_BIND="127.0.0.1:${API_PORT}"
@@ -34,7 +37,8 @@ export PROMETHEUS_MULTIPROC_DIR="$ROOT/var/run/prom-api"
 export APP_ENV="${APP_ENV:-development}"
 export PYTHONUNBUFFERED=1
 
-for port in "$REDIS_PORT" "$API_PORT" "$WORKER_METRICS_PORT"; do
+for port in "$REDIS_PORT" "$API_PORT" "$WORKER_METRICS_PORT" \
+  "$PROMETHEUS_PORT" "$NODE_EXPORTER_PORT" "$REDIS_EXPORTER_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "Port $port is already in use. Stop what runs there (make down) or set another port in .env." >&2
     exit 1
@@ -55,6 +59,12 @@ save ""
 CONF
 umask 022
 
+# Prometheus: the local config with this machine's ports (monitoring/prometheus/README.md).
+TEXTFILE_DIR=$(dirname "$TRAINING_METRICS_TEXTFILE")
+export TEXTFILE_DIR
+mkdir -p "$TEXTFILE_DIR"
+python3 scripts/render_prometheus.py var/prometheus/prometheus.yml
+
 echo "$$" > var/run/up.pid
 trap 'rm -f var/run/up.pid' EXIT
 
@@ -65,6 +75,8 @@ cat <<MSG
   API         http://127.0.0.1:${API_PORT}   (token: API_TOKEN in var/local.env)
   Health      http://127.0.0.1:${API_PORT}/readyz
   Try it      curl -H "Authorization: Bearer \$API_TOKEN" -F file=@xray.jpeg http://127.0.0.1:${API_PORT}/v1/predictions
+  Prometheus  http://127.0.0.1:${PROMETHEUS_PORT}   (targets: /targets, alerts: /alerts)
+  Metrics     API :${API_PORT}/metrics, worker :${WORKER_METRICS_PORT}, node :${NODE_EXPORTER_PORT}, redis :${REDIS_EXPORTER_PORT}
   Model store ${MODEL_STORE} (current: $(cat "${MODEL_STORE}/current" 2>/dev/null || echo "none yet: training in the background"))
   Stop        Ctrl-C
 

@@ -1,0 +1,183 @@
+################################################################################
+# AMI and optional break-glass key pair
+################################################################################
+
+data "aws_ami" "ubuntu" {
+  most_recent = true
+  owners      = var.ami_owners
+
+  filter {
+    name   = "name"
+    values = [var.ami_name_filter]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+resource "aws_key_pair" "this" {
+  count = var.ssh_public_key == null ? 0 : 1
+
+  key_name   = "${local.name}-break-glass"
+  public_key = var.ssh_public_key
+}
+
+################################################################################
+# Bootstrap scripts: templates/common.sh.tftpl followed by templates/<role>.sh.tftpl
+################################################################################
+
+locals {
+  key_name    = var.ssh_public_key == null ? null : aws_key_pair.this[0].key_name
+  model_store = "s3://${aws_s3_bucket.this["models"].id}/models"
+
+  # One local per role (a single map would make every instance depend on every other).
+  # Private addresses come from the resources, secrets from SSM at boot.
+  user_data_app = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "app" })),
+    templatefile("${path.module}/templates/app.sh.tftpl", { model_store = local.model_store }),
+  ])
+
+  user_data_ui = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "ui" })),
+    templatefile("${path.module}/templates/ui.sh.tftpl", { api_url = "http://${module.app.private_ip}:5000" }),
+  ])
+
+  user_data_nginx = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "nginx" })),
+    templatefile("${path.module}/templates/nginx.sh.tftpl", {
+      ui_upstream               = "${module.ui.private_ip}:5001"
+      server_name               = var.server_name
+      max_body                  = var.max_upload_size
+      monitoring_cidr           = "${module.monitoring.private_ip}/32"
+      tls_certificate_parameter = coalesce(var.tls_certificate_parameter, "-")
+      tls_private_key_parameter = coalesce(var.tls_private_key_parameter, "-")
+    }),
+  ])
+
+  user_data_monitoring = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "monitoring" })),
+    templatefile("${path.module}/templates/monitoring.sh.tftpl", {}),
+  ])
+
+  user_data_ml = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "ml" })),
+    templatefile("${path.module}/templates/ml.sh.tftpl", {
+      redis_host        = module.app.private_ip
+      model_store       = local.model_store
+      nvidia_driver     = var.nvidia_driver
+      idle_stop_minutes = var.ml_idle_stop_minutes
+    }),
+  ])
+
+  user_data_worker = join("", [
+    templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "worker" })),
+    templatefile("${path.module}/templates/worker.sh.tftpl", {
+      redis_host  = module.app.private_ip
+      model_store = local.model_store
+    }),
+  ])
+}
+
+################################################################################
+# Instances (modules/instance: IMDSv2, encrypted gp3, EBS-optimised, tags)
+################################################################################
+
+module "app" {
+  source = "./modules/instance"
+
+  name                = "${local.name}-app"
+  role                = "app"
+  ami_id              = data.aws_ami.ubuntu.id
+  instance_type       = var.instance_types.app
+  subnet_id           = aws_subnet.private.id
+  security_group_ids  = [aws_security_group.this["app"].id]
+  instance_profile    = aws_iam_instance_profile.this["app"].name
+  key_name            = local.key_name
+  user_data           = local.user_data_app
+  root_volume_size    = var.root_volume_sizes.app
+  detailed_monitoring = var.enable_detailed_monitoring
+  tags                = local.tags
+
+  depends_on = [aws_route.private_nat, aws_iam_role_policy.instance]
+}
+
+module "ui" {
+  source = "./modules/instance"
+
+  name                = "${local.name}-ui"
+  role                = "ui"
+  ami_id              = data.aws_ami.ubuntu.id
+  instance_type       = var.instance_types.ui
+  subnet_id           = aws_subnet.private.id
+  security_group_ids  = [aws_security_group.this["ui"].id]
+  instance_profile    = aws_iam_instance_profile.this["ui"].name
+  key_name            = local.key_name
+  user_data           = local.user_data_ui
+  root_volume_size    = var.root_volume_sizes.ui
+  detailed_monitoring = var.enable_detailed_monitoring
+  tags                = local.tags
+
+  depends_on = [aws_route.private_nat, aws_iam_role_policy.instance]
+}
+
+module "ml" {
+  source = "./modules/instance"
+  count  = var.enable_ml_instance ? 1 : 0
+
+  name                = "${local.name}-ml"
+  role                = "ml"
+  ami_id              = coalesce(var.ml_ami_id, data.aws_ami.ubuntu.id)
+  instance_type       = var.instance_types.ml
+  subnet_id           = aws_subnet.private.id
+  security_group_ids  = [aws_security_group.this["ml"].id]
+  instance_profile    = aws_iam_instance_profile.this["ml"].name
+  key_name            = local.key_name
+  user_data           = local.user_data_ml
+  root_volume_size    = var.root_volume_sizes.ml
+  detailed_monitoring = var.enable_detailed_monitoring
+  tags                = local.tags
+
+  depends_on = [aws_route.private_nat, aws_iam_role_policy.instance]
+}
+
+module "monitoring" {
+  source = "./modules/instance"
+
+  name                = "${local.name}-monitoring"
+  role                = "monitoring"
+  ami_id              = data.aws_ami.ubuntu.id
+  instance_type       = var.instance_types.monitoring
+  subnet_id           = aws_subnet.public.id
+  security_group_ids  = [aws_security_group.this["monitoring"].id]
+  instance_profile    = aws_iam_instance_profile.this["monitoring"].name
+  key_name            = local.key_name
+  user_data           = local.user_data_monitoring
+  root_volume_size    = var.root_volume_sizes.monitoring
+  detailed_monitoring = var.enable_detailed_monitoring
+  public              = true
+  tags                = local.tags
+
+  depends_on = [aws_route.public_internet, aws_iam_role_policy.instance]
+}
+
+module "nginx" {
+  source = "./modules/instance"
+
+  name                = "${local.name}-nginx"
+  role                = "nginx"
+  ami_id              = data.aws_ami.ubuntu.id
+  instance_type       = var.instance_types.nginx
+  subnet_id           = aws_subnet.public.id
+  security_group_ids  = [aws_security_group.this["nginx"].id]
+  instance_profile    = aws_iam_instance_profile.this["nginx"].name
+  key_name            = local.key_name
+  user_data           = local.user_data_nginx
+  root_volume_size    = var.root_volume_sizes.nginx
+  detailed_monitoring = var.enable_detailed_monitoring
+  public              = true
+  tags                = local.tags
+
+  depends_on = [aws_route.public_internet, aws_iam_role_policy.instance]
+}

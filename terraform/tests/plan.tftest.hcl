@@ -1,0 +1,306 @@
+# `terraform test` with a mocked AWS provider: no account, no network. Asserts the
+# properties the design promises: CIDRs, hardening of every instance, no public address
+# on private instances, and the source of every security group rule.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012", arn = "arn:aws:iam::123456789012:user/test" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }
+  }
+  mock_data "aws_ami" {
+    defaults = { id = "ami-0123456789abcdef0" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock-bucket" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/mock" }
+  }
+  mock_resource "aws_ssm_parameter" {
+    defaults = { arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/mock" }
+  }
+  mock_resource "aws_lb" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/pneumonia-web/mock" }
+  }
+  mock_resource "aws_lb_target_group" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pneumonia-nginx/mock" }
+  }
+  mock_resource "aws_launch_template" {
+    defaults = { id = "lt-0123456789abcdef0", latest_version = 1 }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/pneumonia/vpc-flow-logs" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+}
+
+variables {
+  allowed_cidrs = ["203.0.113.0/24"]
+  admin_cidrs   = ["198.51.100.10/32"]
+  repo_url      = "https://example.invalid/pneumonia.git"
+  # An ephemeral variable left unset trips terraform test's plan/apply hand-over (1.11).
+  grafana_admin_password = "only-a-test-password"
+}
+
+run "defaults" {
+  command = apply
+
+  # Network -------------------------------------------------------------------
+  assert {
+    condition     = aws_vpc.this.cidr_block == "10.0.0.0/16" && aws_subnet.public.cidr_block == "10.0.1.0/24" && aws_subnet.private.cidr_block == "10.0.2.0/24"
+    error_message = "VPC and subnet CIDRs must follow the design defaults."
+  }
+  assert {
+    condition     = !aws_subnet.public.map_public_ip_on_launch && !aws_subnet.private.map_public_ip_on_launch
+    error_message = "No subnet may hand out public addresses implicitly."
+  }
+  assert {
+    condition     = aws_route.private_nat.destination_cidr_block == "0.0.0.0/0" && aws_route.private_nat.nat_gateway_id == aws_nat_gateway.this.id
+    error_message = "The private subnet must reach the internet through the NAT gateway only."
+  }
+  assert {
+    condition     = aws_flow_log.this.traffic_type == "ALL" && aws_flow_log.this.vpc_id == aws_vpc.this.id
+    error_message = "VPC flow logs must record all traffic."
+  }
+  assert {
+    condition     = length(aws_default_security_group.this.ingress) == 0 && length(aws_default_security_group.this.egress) == 0
+    error_message = "The default security group must have no rules."
+  }
+
+  # Instances -----------------------------------------------------------------
+  assert {
+    condition = alltrue([for i in [module.nginx.instance, module.monitoring.instance, module.ui.instance, module.app.instance, module.ml[0].instance] :
+      i.metadata_options[0].http_tokens == "required" && i.root_block_device[0].encrypted && i.root_block_device[0].volume_type == "gp3" && i.ebs_optimized
+    ])
+    error_message = "Every instance needs IMDSv2, an encrypted gp3 root volume and EBS optimisation."
+  }
+  assert {
+    condition = alltrue([for i in [module.nginx.instance, module.monitoring.instance, module.ui.instance, module.app.instance, module.ml[0].instance] :
+      i.associate_public_ip_address == false
+    ])
+    error_message = "No instance may get an automatic public IP."
+  }
+  assert {
+    condition     = module.ui.public_ip == null && module.app.public_ip == null && module.ml[0].public_ip == null
+    error_message = "Private instances must have no public address."
+  }
+  assert {
+    condition = alltrue([for i in [module.ui.instance, module.app.instance, module.ml[0].instance] :
+      i.subnet_id == aws_subnet.private.id
+    ]) && module.nginx.instance.subnet_id == aws_subnet.public.id && module.monitoring.instance.subnet_id == aws_subnet.public.id
+    error_message = "UI, app and ml live in the private subnet; nginx and monitoring in the public one."
+  }
+  assert {
+    condition     = module.app.instance.tags["Role"] == "app" && module.app.instance.tags["Project"] == "pneumonia" && module.ml[0].instance.tags["Role"] == "ml"
+    error_message = "Instances must carry the Project and Role tags Prometheus discovery filters on."
+  }
+  assert {
+    condition     = module.app.instance.instance_type == "t3.medium" && module.ml[0].instance.instance_type == "p3.2xlarge" && module.nginx.instance.instance_type == "t3.micro"
+    error_message = "Default instance types must follow the design."
+  }
+  assert {
+    condition     = length(aws_key_pair.this) == 0 && length([for k, r in aws_vpc_security_group_ingress_rule.this : k if r.from_port == 22]) == 0
+    error_message = "No SSH key and no SSH rule by default."
+  }
+
+  # Security group rules: the source of each ------------------------------------
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.this["ui-5001-nginx"].referenced_security_group_id == aws_security_group.this["nginx"].id
+    error_message = "UI 5001 must be open to nginx only."
+  }
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.this["app-5000-ui"].referenced_security_group_id == aws_security_group.this["ui"].id
+    error_message = "API 5000 must be open to the UI."
+  }
+  assert {
+    condition     = [for k, r in aws_vpc_security_group_ingress_rule.this : r.referenced_security_group_id if r.to_port == 6379] == [aws_security_group.this["ml"].id]
+    error_message = "Redis 6379 must be open to the ml instance only."
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
+      r.referenced_security_group_id == aws_security_group.this["monitoring"].id && r.cidr_ipv4 == null
+    if contains([9100, 9101, 9113, 9121], r.to_port)])
+    error_message = "Exporter ports must be open to the monitoring instance only."
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
+      contains(["ui-5001-nginx", "app-5000-ui"], k) || r.referenced_security_group_id == aws_security_group.this["monitoring"].id
+    if contains([5000, 5001], r.to_port)])
+    error_message = "API/UI ports: their caller, else the monitoring instance (metrics), nobody else."
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
+      r.security_group_id == aws_security_group.this["monitoring"].id && r.cidr_ipv4 == "198.51.100.10/32"
+    if contains([3000, 9090], r.to_port)]) && length([for k, r in aws_vpc_security_group_ingress_rule.this : k if contains([3000, 9090], r.to_port)]) == 2
+    error_message = "Grafana and Prometheus must be open to admin_cidrs only."
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
+      r.security_group_id == aws_security_group.this["nginx"].id && contains([80, 443], r.to_port)
+    if r.cidr_ipv4 == "203.0.113.0/24"])
+    error_message = "allowed_cidrs reach nginx on 80/443 and nothing else."
+  }
+  assert {
+    condition     = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this : r.cidr_ipv4 != "0.0.0.0/0"])
+    error_message = "No ingress rule is open to the whole internet unless allowed_cidrs says so."
+  }
+  assert {
+    condition = alltrue(concat(
+      [for k, r in aws_vpc_security_group_ingress_rule.this : length(r.description) > 10],
+      [for k, r in aws_vpc_security_group_egress_rule.this : length(r.description) > 10],
+    ))
+    error_message = "Every security group rule must be described."
+  }
+  assert {
+    condition = alltrue([for k, r in aws_vpc_security_group_egress_rule.this :
+      r.ip_protocol != "-1" && r.from_port == r.to_port && (r.cidr_ipv4 != "0.0.0.0/0" || contains([80, 443], r.to_port))
+    ])
+    error_message = "Egress is limited to single ports; only HTTP(S) goes to the internet."
+  }
+
+  # Storage and IAM ---------------------------------------------------------------
+  assert {
+    condition     = aws_s3_bucket_versioning.this["models"].versioning_configuration[0].status == "Enabled"
+    error_message = "The model bucket must be versioned."
+  }
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this["models"].rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    error_message = "The model bucket must be KMS-encrypted."
+  }
+  assert {
+    condition     = alltrue([for k, b in aws_s3_bucket_public_access_block.this : b.block_public_acls && b.block_public_policy && b.ignore_public_acls && b.restrict_public_buckets])
+    error_message = "Every bucket must block public access."
+  }
+  assert {
+    condition     = aws_s3_bucket_logging.this["models"].target_bucket == aws_s3_bucket.logs.id
+    error_message = "The model bucket must log access."
+  }
+  assert {
+    condition     = !contains(keys(aws_s3_bucket.this), "archive")
+    error_message = "The archive bucket is off by default."
+  }
+  assert {
+    condition     = length(aws_iam_role_policy_attachment.ssm_core) == 5 && alltrue([for a in aws_iam_role_policy_attachment.ssm_core : endswith(a.policy_arn, "AmazonSSMManagedInstanceCore")])
+    error_message = "Every instance role must allow Session Manager."
+  }
+  assert {
+    condition = (
+      contains(flatten([for s in data.aws_iam_policy_document.instance["ml"].statement : s.actions]), "s3:PutObject")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "s3:PutObject")
+      && contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "s3:GetObject")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.actions]), "s3:GetObject")
+      && contains(flatten([for s in data.aws_iam_policy_document.instance["monitoring"].statement : s.actions]), "ec2:DescribeInstances")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "ec2:DescribeInstances")
+    )
+    error_message = "ml writes models, app reads them, the UI has no bucket access, only monitoring describes instances."
+  }
+  assert {
+    condition     = !contains(keys(aws_iam_role_policy.instance), "nginx")
+    error_message = "nginx with a self-signed certificate needs no permission beyond Session Manager."
+  }
+  assert {
+    condition = (
+      contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/secret_key")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/redis_password")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ml"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/api_token")
+    )
+    error_message = "Each role reads only its own secrets (the UI never sees the Redis password)."
+  }
+  assert {
+    condition     = alltrue([for p in module.secrets.parameters : p.type == "SecureString" && p.value_wo == null && p.key_id == aws_kms_key.this.arn])
+    error_message = "Secrets are SecureStrings written through value_wo, never held in state."
+  }
+
+  # Bootstraps: addresses wired, no secret in user_data ---------------------------
+  assert {
+    condition     = strcontains(local.user_data_ui, "http://${module.app.private_ip}:5000") && strcontains(local.user_data_nginx, "${module.ui.private_ip}:5001")
+    error_message = "The UI must be given the API's private address and nginx the UI's."
+  }
+  assert {
+    condition     = strcontains(local.user_data_ml, "readonly REDIS_HOST=\"${module.app.private_ip}\"")
+    error_message = "The GPU worker must be given Redis's private address."
+  }
+  assert {
+    condition     = alltrue([for u in [local.user_data_app, local.user_data_ui, local.user_data_ml, local.user_data_nginx, local.user_data_monitoring] : length(u) < 16384])
+    error_message = "user_data must stay under EC2's 16 KiB limit."
+  }
+}
+
+run "options_on" {
+  command = apply
+
+  variables {
+    enable_alb            = true
+    alb_certificate_arn   = "arn:aws:acm:eu-west-1:123456789012:certificate/mock"
+    enable_worker_asg     = true
+    enable_archive_bucket = true
+    ssh_public_key        = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockKeyForTestsOnly test"
+    ssh_cidrs             = ["198.51.100.0/28"]
+    enable_ml_instance    = false
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.this["nginx-443-alb"].referenced_security_group_id == aws_security_group.this["alb"].id && !contains(keys(aws_vpc_security_group_ingress_rule.this), "nginx-443-203.0.113.0/24")
+    error_message = "With the ALB, nginx accepts HTTPS from the ALB only."
+  }
+  assert {
+    condition     = aws_lb_listener.http_redirect[0].default_action[0].redirect[0].protocol == "HTTPS" && aws_lb.this[0].drop_invalid_header_fields
+    error_message = "The ALB redirects HTTP to HTTPS and drops invalid headers."
+  }
+  assert {
+    condition     = aws_launch_template.worker[0].metadata_options[0].http_tokens == "required" && aws_launch_template.worker[0].block_device_mappings[0].ebs[0].encrypted == "true"
+    error_message = "Scaled workers are hardened like the other instances."
+  }
+  assert {
+    condition     = [for k, r in aws_vpc_security_group_ingress_rule.this : r.referenced_security_group_id if r.to_port == 6379] == [aws_security_group.this["worker"].id]
+    error_message = "Redis is open to the scaled workers (and the ml instance is off)."
+  }
+  assert {
+    condition     = length([for k, r in aws_vpc_security_group_ingress_rule.this : k if r.to_port == 22 && r.cidr_ipv4 == "198.51.100.0/28"]) == 5
+    error_message = "Break-glass SSH opens 22 from ssh_cidrs on each instance role."
+  }
+  assert {
+    condition     = contains([for r in aws_s3_bucket_lifecycle_configuration.this["archive"].rule : r.id], "expire-archived-xrays")
+    error_message = "The archive bucket expires X-rays."
+  }
+}
+
+run "rejects_admin_cidrs_open_to_the_world" {
+  command = plan
+
+  variables {
+    admin_cidrs = ["0.0.0.0/0"]
+  }
+
+  expect_failures = [var.admin_cidrs]
+}
+
+run "rejects_invalid_cidr" {
+  command = plan
+
+  variables {
+    vpc_cidr = "10.0.0.0/33"
+  }
+
+  expect_failures = [var.vpc_cidr]
+}
+
+run "rejects_alb_without_certificate" {
+  command = plan
+
+  variables {
+    enable_alb = true
+  }
+
+  expect_failures = [aws_lb.this]
+}
