@@ -57,5 +57,5 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     for module in (auth, upload, results, worklist, model_card, admin, health):
         app.register_blueprint(module.bp)
-    metrics.init_app(app)  # after the limiter: /metrics is exempt from its limits
+    metrics.init_app(app)  # after the limiter (it exempts /metrics); nginx hides /metrics
     return app

@@ -24,9 +24,10 @@ from pneumonia_web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
 
-# Endpoints reachable without logging in. Everything else requires a session. /metrics is
-# scraped by Prometheus from the monitoring box; nginx does not route it (404 from outside).
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "health.readyz", "static", "metrics"}
+# Endpoints reachable without logging in. Everything else requires a session.
+# /metrics is scraped by Prometheus on the UI port from the monitoring host; nginx answers 404
+# for it from outside.
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "health.readyz", "metrics", "static"}
 
 
 def init_app(app, login_manager) -> None:

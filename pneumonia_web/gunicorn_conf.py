@@ -23,10 +23,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
 
 
-# Prometheus multiprocess mode (pneumonia_web/metrics.py): with PROMETHEUS_MULTIPROC_DIR set
-# (the UI's own directory, never the API's), wipe stale files when the master starts and mark
-# each dead worker so its live gauges stop counting.
 def on_starting(server):
+    """Prometheus multiprocess mode: start from an empty directory (the UI's own, not the API's)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         shutil.rmtree(path, ignore_errors=True)
@@ -34,6 +32,7 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
+    """A dead worker's live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
