@@ -46,6 +46,7 @@ def logged_in(stack, name: str) -> requests.Session:
     s = requests.Session()
     s.trust_env = False  # else a REQUESTS_CA_BUNDLE in the environment overrides s.verify
     s.verify = stack.ca
+    s.headers["Referer"] = stack.https_url + "/"  # as a browser sends it (CSRF over HTTPS)
     page = s.get(stack.https_url + "/login", timeout=10)
     s.post(
         stack.https_url + "/login",
@@ -69,7 +70,11 @@ def test_500_uploads_from_16_clinicians_through_nginx(stack, fullres_xrays):
         resp = s.post(
             stack.https_url + "/upload",
             timeout=120,
-            headers={"HX-Request": "true", "X-CSRFToken": tokens[i % clients]},
+            headers={
+                "HX-Request": "true",
+                "Referer": stack.https_url + "/",  # as a browser sends it (CSRF over HTTPS)
+                "X-CSRFToken": tokens[i % clients],
+            },
             files={"file": (path.name, body)},
             data={"csrf_token": tokens[i % clients]},
         )
@@ -152,6 +157,7 @@ def test_login_issues_a_new_session(stack):
     s = requests.Session()
     s.trust_env = False  # else a REQUESTS_CA_BUNDLE in the environment overrides s.verify
     s.verify = stack.ca
+    s.headers["Referer"] = stack.https_url + "/"  # as a browser sends it (CSRF over HTTPS)
     page = s.get(stack.https_url + "/login", timeout=10)
     planted = dict(s.cookies)
     s.post(
