@@ -14,6 +14,7 @@ when it changes, so a published model is picked up without a restart.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
@@ -86,7 +87,12 @@ class LocalStore(ModelStore):
     def versions(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / CARD_FILE).is_file())
+        # Staging directories (".<version>-xxxx") are not versions, even once their card is in.
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if _VERSION.match(p.name) and (p / CARD_FILE).is_file()
+        )
 
     def publish(self, model_dir: Path, version: str | None = None) -> str:
         model_dir = Path(model_dir)
@@ -94,12 +100,17 @@ class LocalStore(ModelStore):
         version = check_version(version or _card_version(model_dir))
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / version
-        if model_dir.resolve() != target.resolve():
+        if target.exists():
+            # Versions are immutable: deleting and re-copying one would pull it from under a
+            # worker loading it. Publishing the same files again only moves the pointer.
+            if not _same_files(model_dir, target):
+                raise StoreError(
+                    f"{version} already exists with other files; versions are immutable"
+                )
+        else:
             staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root))
             for name in (MODEL_FILE, CARD_FILE):
                 shutil.copy2(model_dir / name, staging / name)
-            if target.exists():
-                shutil.rmtree(target)
             os.replace(staging, target)
         self.set_current(version)
         return version
@@ -172,6 +183,11 @@ class S3Store(ModelStore):
     def set_current(self, version: str) -> None:
         check_version(version)
         self.s3.put_object(Bucket=self.bucket, Key=self._key(POINTER), Body=version.encode())
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """Both directories hold byte-identical model and card files."""
+    return all(filecmp.cmp(a / name, b / name, shallow=False) for name in (MODEL_FILE, CARD_FILE))
 
 
 def _card_version(model_dir: Path) -> str:

@@ -18,6 +18,8 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # No query strings or bodies in access logs: request lines carry only ids.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# `make up` runs the API and the UI under gunicorn side by side: no shared control socket.
+control_socket_disable = True
 
 
 def on_starting(server):

@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
         db,
         errors,
         health,
+        metrics,
         model_card,
         results,
         templating,
@@ -56,5 +57,5 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     for module in (auth, upload, results, worklist, model_card, admin, health):
         app.register_blueprint(module.bp)
-    # The monitoring engineer's hook goes here: init_metrics(app).
+    metrics.init_app(app)  # after the limiter (it exempts /metrics); nginx hides /metrics
     return app

@@ -18,14 +18,16 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from pneumonia_web import audit, users
+from pneumonia_web import audit, metrics, users
 from pneumonia_web.extensions import limiter
 from pneumonia_web.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
 
 # Endpoints reachable without logging in. Everything else requires a session.
-PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "health.readyz", "static"}
+# /metrics is scraped by Prometheus on the UI port from the monitoring host; nginx answers 404
+# for it from outside.
+PUBLIC_ENDPOINTS = {"auth.login", "health.healthz", "health.readyz", "metrics", "static"}
 
 
 def init_app(app, login_manager) -> None:
@@ -106,6 +108,7 @@ def login():
             audit.record("login")
             return redirect(_safe_next(request.args.get("next")) or url_for("upload.index"))
         audit.record("login_failed", user=(form.username.data or "")[:64].lower())
+        metrics.login_failed()
         flash("Wrong user name or password, or the account is disabled.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 400

@@ -5,6 +5,7 @@ client, so X-Forwarded-* are trusted from FORWARDED_ALLOW_IPS (the nginx address
 """
 
 import os
+import shutil
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:5001")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -20,3 +21,19 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Gunicorn's control socket defaults to one path per user: two gunicorns on a host (the API and
 # the UI under `make up`) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Prometheus multiprocess mode: start from an empty directory (the UI's own, not the API's)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

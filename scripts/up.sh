@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-mkdir -p var/redis var/models var/log var/run var/prometheus var/run/textfile
+mkdir -p var/redis var/models var/log var/run var/prometheus var/run/textfile var/tls var/nginx
 
 if [ ! -f var/local.env ]; then
   umask 077
@@ -27,6 +27,7 @@ source var/local.env
 [ -f .env ] && source .env
 : "${REDIS_PORT:=6379}" "${API_PORT:=5000}" "${UI_PORT:=5001}" "${WORKER_METRICS_PORT:=9101}"
 : "${DATA:=../shared/data/chest_xray_224}" "${MODEL_STORE:=var/models}"
+: "${HTTP_PORT:=8080}" "${HTTPS_PORT:=8443}" "${DEMO_USER:=demo}"
 : "${PROMETHEUS_PORT:=9090}" "${NODE_EXPORTER_PORT:=9100}" "${REDIS_EXPORTER_PORT:=9121}"
 # The trainer writes its progress gauges here; node_exporter's textfile collector serves them.
 : "${TRAINING_METRICS_TEXTFILE:=$ROOT/var/run/textfile/training.prom}"
@@ -35,9 +36,13 @@ export REDIS_URL="redis://:${REDIS_PASSWORD}@127.0.0.1:${REDIS_PORT}/0"
 export GUNICORN_BIND="127.0.0.1:${API_PORT}"
 export PROMETHEUS_MULTIPROC_DIR="$ROOT/var/run/prom-api"
 export APP_ENV="${APP_ENV:-development}"
+# The web UI: its own Redis database (1), the API it calls, its bind address; nginx's state dir.
+export WEB_REDIS_URL="redis://:${REDIS_PASSWORD}@127.0.0.1:${REDIS_PORT}/1"
+export API_URL="http://127.0.0.1:${API_PORT}" WEB_BIND="127.0.0.1:${UI_PORT}"
+export NGINX_DIR="$ROOT/var/nginx"
 export PYTHONUNBUFFERED=1
 
-for port in "$REDIS_PORT" "$API_PORT" "$WORKER_METRICS_PORT" \
+for port in "$REDIS_PORT" "$API_PORT" "$WORKER_METRICS_PORT" "$UI_PORT" "$HTTP_PORT" "$HTTPS_PORT" \
   "$PROMETHEUS_PORT" "$NODE_EXPORTER_PORT" "$REDIS_EXPORTER_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "Port $port is already in use. Stop what runs there (make down) or set another port in .env." >&2
@@ -65,6 +70,12 @@ export TEXTFILE_DIR
 mkdir -p "$TEXTFILE_DIR"
 python3 scripts/render_prometheus.py var/prometheus/prometheus.yml
 
+# nginx in front of the UI: a self-signed certificate (once) and the rendered config.
+bash nginx/selfsigned.sh var/tls
+LISTEN_HTTP="$HTTP_PORT" LISTEN_HTTPS="$HTTPS_PORT" UI_UPSTREAM="127.0.0.1:${UI_PORT}" \
+  TLS_CERT="$ROOT/var/tls/cert.pem" TLS_KEY="$ROOT/var/tls/key.pem" MAX_BODY=33m \
+  bash nginx/render.sh var/nginx >/dev/null
+
 echo "$$" > var/run/up.pid
 trap 'rm -f var/run/up.pid' EXIT
 
@@ -72,6 +83,8 @@ cat <<MSG
 
   Pneumonia detection: local stack
   --------------------------------
+  Web UI      https://localhost:${HTTPS_PORT}   (self-signed certificate: accept it once)
+  Log in      ${DEMO_USER} / ${DEMO_PASSWORD}   (admin; more: flask --app pneumonia_web users create NAME)
   API         http://127.0.0.1:${API_PORT}   (token: API_TOKEN in var/local.env)
   Health      http://127.0.0.1:${API_PORT}/readyz
   Try it      curl -H "Authorization: Bearer \$API_TOKEN" -F file=@xray.jpeg http://127.0.0.1:${API_PORT}/v1/predictions
@@ -82,4 +95,7 @@ cat <<MSG
 
 MSG
 export PATH="$ROOT/.venv/bin:$PATH"
+# The demo account, as soon as Redis answers (in the background: honcho owns the foreground).
+(flask --app pneumonia_web users create "$DEMO_USER" --role admin --password-env DEMO_PASSWORD \
+  --replace --wait 60 > var/log/demo-user.log 2>&1 &)
 exec honcho -f Procfile start

@@ -41,7 +41,11 @@ locals {
 
   user_data_ui = join("", [
     templatefile("${path.module}/templates/common.sh.tftpl", merge(local.bootstrap_common, { role = "ui" })),
-    templatefile("${path.module}/templates/ui.sh.tftpl", { api_url = "http://${module.app.private_ip}:5000" }),
+    templatefile("${path.module}/templates/ui.sh.tftpl", {
+      api_url = "http://${module.app.private_ip}:5000"
+      # nginx is the UI's only client; its address comes from the public subnet.
+      trusted_proxies = var.public_subnet_cidr
+    }),
   ])
 
   user_data_nginx = join("", [

@@ -240,9 +240,9 @@ variable "server_name" {
 }
 
 variable "max_upload_size" {
-  description = "Largest request body nginx accepts (nginx size syntax, e.g. 30m)."
+  description = "Largest request body nginx accepts (nginx size syntax): the API limit of 32 MiB plus the multipart envelope."
   type        = string
-  default     = "30m"
+  default     = "33m"
 
   validation {
     condition     = can(regex("^[0-9]+[kKmM]?$", var.max_upload_size))

@@ -123,6 +123,7 @@ class LocalStack:
             "WEB_BIND": f"127.0.0.1:{self.ui_port}",
             "WEB_WORKERS": "2",
             "POLL_INTERVAL_MS": "500",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-web"),
             **self.ui_env,
         }
         argv = ["-m", "gunicorn", "-c", "python:pneumonia_web.gunicorn_conf"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -76,3 +80,24 @@ def fill(expr: str, values: dict[str, str], rate_interval: str = "1m") -> str:
         expr = expr.replace(f"${{{name}}}", values[name]).replace(f"${name}", values[name])
     assert "$" not in expr, f"unfilled variable in {expr}"
     return expr
+
+
+@contextlib.contextmanager
+def fake_instance_metadata(root: Path, region: str = "eu-west-3"):
+    """An EC2 instance metadata endpoint that answers the region, as on the monitoring box.
+
+    ec2_sd_configs without a region asks the metadata service while the config is parsed, so
+    promtool needs one; point AWS_EC2_METADATA_SERVICE_ENDPOINT at the yielded URL.
+    """
+    doc = root / "latest" / "dynamic" / "instance-identity"
+    doc.mkdir(parents=True, exist_ok=True)
+    (doc / "document").write_text(json.dumps({"region": region, "availabilityZone": region + "a"}))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

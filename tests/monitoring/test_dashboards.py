@@ -96,9 +96,9 @@ def test_provisioning_points_at_the_dashboards_and_one_datasource():
     assert provider["allowUiUpdates"] is False
 
 
-def test_grafana_admin_password_comes_from_a_file_never_admin():
+def test_grafana_admin_password_comes_from_the_environment_never_admin():
     ini = (GRAFANA / "grafana.ini").read_text()
     (line,) = [ln for ln in ini.splitlines() if ln.startswith("admin_password")]
-    assert line.split("=", 1)[1].strip() == "$__file{/etc/grafana/admin_password}"
+    assert line.split("=", 1)[1].strip() == "$__env{GF_SECURITY_ADMIN_PASSWORD}"
     assert re.search(r"^\[auth\.anonymous\]\nenabled = false", ini, re.M)
     assert re.search(r"^allow_sign_up = false", ini, re.M)

@@ -1,11 +1,13 @@
-"""Live: the local stack with Prometheus, real traffic, then every Grafana panel's PromQL.
+"""Live: the whole local stack with Prometheus, real traffic, then every panel's PromQL.
 
-Real processes on free loopback ports: redis-server, the API under gunicorn (2 workers,
-multiprocess metrics), an inference worker with a tiny model, nginx with stub_status in front
-of the API and its exporter, redis_exporter, node_exporter with the trainer's textfile gauges,
-and Prometheus with the local config rendered at a 1 s interval. After a few predictions, a
-cache hit and a bad upload, each panel's query (variables filled with values Prometheus
-knows) must return data: a panel that can only show "No data" is a bug.
+Real processes on free loopback ports (tests/stack.py): redis-server, the API under gunicorn
+(2 workers, multiprocess metrics), an inference worker with a tiny model, the UI under gunicorn
+(2 workers, multiprocess metrics), nginx with the product's config (stub_status for the
+monitoring address); plus the nginx exporter, redis_exporter, node_exporter with the trainer's
+textfile gauges, and Prometheus with the local config rendered at a 1 s interval. After a few
+predictions, a cache hit, a bad upload and a failed login, each panel's query (variables
+filled with values Prometheus knows) must return data: a panel that can only show "No data"
+is a bug. Only the GPU panels (no dcgm-exporter without a GPU) are checked to parse.
 """
 
 from __future__ import annotations
@@ -24,34 +26,14 @@ from PIL import Image
 
 from scripts.render_prometheus import render
 from tests.monitoring.support import DASHBOARDS, RULE_FILES, binary, fill, load, panels, tier
-from tests.processes import ApiServer, Workers, post, post_file, result, wait_ready
+from tests.processes import post, post_file, result
+from tests.stack import LocalStack
 from tests.support import free_port, start, stop, wait_for_http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 
 # Tiers with no process in this test: their panels are only checked to parse.
-ABSENT_TIERS = {"ui", "gpu"}
-
-NGINX_CONF = """
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_max_body_size 40m;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location = /stub_status {{ stub_status; allow 127.0.0.1; deny all; }}
-    location / {{ proxy_pass http://127.0.0.1:{api_port}; }}
-  }}
-}}
-"""
+ABSENT_TIERS = {"gpu"}
 
 TRAINING_TEXTFILE = """\
 # HELP pneumonia_training_progress_ratio Share of the planned epochs done.
@@ -67,25 +49,6 @@ pneumonia_training_val_auc 0.93
 # TYPE pneumonia_training_images_per_second gauge
 pneumonia_training_images_per_second 118.5
 """
-
-
-class Stack:
-    """The processes of the live test; stop() ends them all, in reverse order."""
-
-    def __init__(self, workdir: Path):
-        self.dir = workdir
-        self.procs = []
-
-    def run(self, name: str, argv: list[str], url: str | None = None, **env):
-        proc = start(argv, env=env, log=self.dir / f"{name}.log")
-        self.procs.append(proc)
-        if url:
-            wait_for_http(url, timeout=30)
-        return proc
-
-    def stop(self):
-        for proc in reversed(self.procs):
-            stop(proc, timeout=10)
 
 
 def xray_png(seed: int) -> bytes:
@@ -126,37 +89,72 @@ def has_data(result: list[dict]) -> bool:
     return False
 
 
+class Exporters:
+    """The exporters and Prometheus beside the stack; stop() ends them, newest first."""
+
+    def __init__(self, logs: Path):
+        self.logs, self.procs = logs, []
+
+    def run(self, name: str, argv: list[str], url: str):
+        self.procs.append(start(argv, log=self.logs / f"{name}.log"))
+        wait_for_http(url, timeout=30)
+
+    def stop(self):
+        while self.procs:
+            stop(self.procs.pop(), timeout=10)
+
+
+def fail_a_login(stack: LocalStack) -> None:
+    """A wrong password through nginx and the UI's real form (CSRF token included)."""
+    with requests.Session() as browser:
+        page = browser.get(stack.https_url + "/login", verify=stack.ca, timeout=10).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        form = {"csrf_token": token, "username": "nobody", "password": "wrong password"}
+        resp = browser.post(
+            stack.https_url + "/login",
+            data=form,
+            headers={"Referer": stack.https_url + "/login"},  # Flask-WTF checks it over HTTPS
+            verify=stack.ca,
+            timeout=10,
+        )
+        assert resp.status_code == 401, resp.text[:300]
+
+
 @pytest.fixture
-def stack(redis_url, model_store, tmp_path):
-    s = Stack(tmp_path)
-    yield s
-    s.stop()
+def monitored(model_store, tmp_path):
+    """The stack with metrics ports fixed in advance, and its exporters and Prometheus."""
+    ports = {default: free_port() for default in (9090, 9100, 9101, 9121, 9113)}
+    stack = LocalStack(
+        tmp_path / "stack",
+        model_store=model_store.root,
+        workers=1,
+        ui_env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom-web")},
+        worker_env={"WORKER_METRICS_PORT": str(ports[9101])},
+    )
+    exporters = Exporters(tmp_path)
+    with stack:
+        try:
+            yield stack, exporters, ports
+        finally:
+            exporters.stop()
 
 
-def test_every_panel_returns_data_from_the_live_stack(stack, redis_url, model_store, tmp_path):
+def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
+    stack, exporters, ports = monitored
     for exe, pkg in [
         ("prometheus", "prometheus"),
         ("prometheus-node-exporter", "prometheus-node-exporter"),
         ("prometheus-redis-exporter", "prometheus-redis-exporter"),
         ("prometheus-nginx-exporter", "prometheus-nginx-exporter"),
-        ("nginx", "nginx"),
     ]:
         binary(exe, pkg)
-    ports = {default: free_port() for default in (9090, 9100, 9101, 9121, 9113, 5001)}
-    api = ApiServer(redis_url, tmp_path)
-    ports[5000] = api.port
-    nginx_port = free_port()
+    ports[5000], ports[5001] = stack.api.port, stack.ui_port
 
-    # --- the stack ---------------------------------------------------------------------------
-    workers = Workers(redis_url, model_store.root, tmp_path)
-    workers.start("live-1", WORKER_METRICS_PORT=str(ports[9101]))
-    stack.procs.append(workers.procs["live-1"])
-    api.start()
-    stack.procs.append(api.proc)
+    # --- exporters and Prometheus ----------------------------------------------------------
     textfiles = tmp_path / "textfile"
     textfiles.mkdir()
     (textfiles / "training.prom").write_text(TRAINING_TEXTFILE)
-    stack.run(
+    exporters.run(
         "node_exporter",
         [
             "prometheus-node-exporter",
@@ -165,38 +163,30 @@ def test_every_panel_returns_data_from_the_live_stack(stack, redis_url, model_st
             "--no-collector.systemd",
             "--log.level=error",
         ],
-        url=f"http://127.0.0.1:{ports[9100]}/",
+        f"http://127.0.0.1:{ports[9100]}/",
     )
-    stack.run(
+    exporters.run(
         "redis_exporter",
         [
             "prometheus-redis-exporter",
-            f"-redis.addr={redis_url.rsplit('/', 1)[0]}",
+            f"-redis.addr={stack.redis_url.rsplit('/', 1)[0]}",
             f"-web.listen-address=127.0.0.1:{ports[9121]}",
         ],
-        url=f"http://127.0.0.1:{ports[9121]}/",
+        f"http://127.0.0.1:{ports[9121]}/",
     )
-    ngx = tmp_path / "nginx"
-    ngx.mkdir()
-    (ngx / "nginx.conf").write_text(NGINX_CONF.format(dir=ngx, port=nginx_port, api_port=api.port))
-    stack.run(
-        "nginx",
-        ["nginx", "-p", str(ngx), "-c", str(ngx / "nginx.conf"), "-g", "daemon off;"],
-        url=f"http://127.0.0.1:{nginx_port}/healthz",
-    )
-    stack.run(
+    exporters.run(
         "nginx_exporter",
         [
             "prometheus-nginx-exporter",
-            f"-nginx.scrape-uri=http://127.0.0.1:{nginx_port}/stub_status",
+            f"-nginx.scrape-uri={stack.http_url}/nginx_status",
             f"-web.listen-address=127.0.0.1:{ports[9113]}",
         ],
-        url=f"http://127.0.0.1:{ports[9113]}/",
+        f"http://127.0.0.1:{ports[9113]}/",
     )
     config = tmp_path / "prometheus.yml"
     config.write_text(render(ports, interval="1s"))
     prom = f"http://127.0.0.1:{ports[9090]}"
-    stack.run(
+    exporters.run(
         "prometheus",
         [
             "prometheus",
@@ -205,34 +195,46 @@ def test_every_panel_returns_data_from_the_live_stack(stack, redis_url, model_st
             f"--web.listen-address=127.0.0.1:{ports[9090]}",
             "--log.level=warn",
         ],
-        url=prom + "/-/ready",
+        prom + "/-/ready",
     )
 
-    # --- traffic, through nginx as in production ------------------------------------------------
-    front = f"http://127.0.0.1:{nginx_port}"
-    wait_ready(front)
+    # --- traffic: predictions on the API, a failed login through nginx and the UI -------------
+    stack.wait_ready()
+    api = stack.api_url
     images = []
     for seed in range(3):
         path = tmp_path / f"xray-{seed}.png"
         path.write_bytes(xray_png(seed))
         images.append(path)
-    items = [post(front, p) for p in images]
-    assert all(result(front, i)["status"] == "done" for i in items)
-    assert post(front, images[0])["cached"] is True
+    items = [post(api, p) for p in images]
+    assert all(result(api, i)["status"] == "done" for i in items)
+    assert post(api, images[0])["cached"] is True
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not an image at all")
-    assert post_file(front, bad).status_code in (400, 415)
+    assert post_file(api, bad).status_code in (400, 415)
+    fail_a_login(stack)
+    # /metrics answers on the UI port without a login, never through nginx.
+    assert requests.get(stack.ui_url + "/metrics", timeout=5).status_code == 200
+    assert requests.get(stack.https_url + "/metrics", verify=stack.ca, timeout=5).status_code == 404
 
     def scraped():
-        up = promql(prom, 'up{job=~"api|worker|node|redis|nginx|prometheus"} == 1')
+        up = promql(prom, 'up{job=~"api|ui|worker|node|redis|nginx|prometheus"} == 1')
         done = promql(prom, "sum(pneumonia_worker_predictions_total) >= 3")
         bad = promql(prom, 'pneumonia_api_uploads_rejected_total{reason="unsupported_type"} > 0')
         hit = promql(prom, "sum(pneumonia_api_cache_hits_total) > 0")
-        return len(up) == 6 and done and bad and hit
+        login = promql(prom, "sum(pneumonia_web_login_failures_total) > 0")
+        return len(up) == 7 and done and bad and hit and login
 
     wait_until(scraped, timeout=30, interval=0.5, what="Prometheus scraping every tier")
+    # More UI traffic now that its series exist: rate() needs to see a counter increase.
+    fail_a_login(stack)
+    wait_until(
+        lambda: promql(prom, 'sum(rate(pneumonia_web_requests_total{job="ui"}[1m])) > 0'),
+        timeout=20,
+        interval=0.5,
+        what="an increase of the UI's counters",
+    )
     time.sleep(3)  # a few more scrapes and rule evaluations after the traffic
-
     # --- every rule evaluates on real series (no many-to-many match, no bad template) ----------
     groups = requests.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     rules = [r for grp in groups for r in grp["rules"]]
@@ -261,4 +263,7 @@ def test_every_panel_returns_data_from_the_live_stack(stack, redis_url, model_st
     print(f"checked {checked} queries with data; parsed only: {sorted(set(parsed_only))}")
     assert not empty, "panels with no data:\n" + "\n".join(empty)
     assert checked >= 50, checked
-    assert len(set(parsed_only)) <= 7, parsed_only  # UI (3 panels) and GPU (2 + 1 shared)
+    assert sorted(set(parsed_only)) == [
+        "pneumonia-training / GPU memory used",
+        "pneumonia-training / GPU utilisation",
+    ]

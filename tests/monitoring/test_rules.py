@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
 from scripts.render_prometheus import render
-from tests.monitoring.support import PROMETHEUS, RULE_FILES, promtool
+from tests.monitoring.support import PROMETHEUS, RULE_FILES, fake_instance_metadata, promtool
 
 ALERT_GROUPS = {"availability", "latency", "queue", "model", "hosts", "cost"}
 
@@ -26,17 +23,9 @@ def alerts() -> list[tuple[str, dict]]:
 
 
 @pytest.fixture
-def fake_instance_metadata(tmp_path):
-    """An EC2 instance metadata endpoint answering the region, as on the monitoring box."""
-    doc = tmp_path / "latest" / "dynamic" / "instance-identity"
-    doc.mkdir(parents=True)
-    (doc / "document").write_text('{"region": "eu-west-3", "availabilityZone": "eu-west-3a"}')
-    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def instance_metadata(tmp_path):
+    with fake_instance_metadata(tmp_path / "imds") as url:
+        yield url
 
 
 def run(*argv, **kw) -> subprocess.CompletedProcess:
@@ -44,9 +33,9 @@ def run(*argv, **kw) -> subprocess.CompletedProcess:
 
 
 def test_production_config_is_valid_with_the_region_from_instance_metadata(
-    fake_instance_metadata, monkeypatch
+    instance_metadata, monkeypatch
 ):
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_instance_metadata)
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", instance_metadata)
     out = run(promtool(), "check", "config", "prometheus.yml", cwd=PROMETHEUS, env=None)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 rule files found" in out.stdout
@@ -70,9 +59,20 @@ def test_production_config_discovers_by_tags_and_names_no_ip():
         assert relabel[0]["source_labels"] == ["__meta_ec2_tag_Role"]
         assert relabel[-1]["replacement"] == f"$1:{port}"
         assert {"role", "instance"} <= {r.get("target_label") for r in relabel}
-    assert re.fullmatch(jobs["node"]["relabel_configs"][0]["regex"], "ml")
-    assert re.fullmatch(jobs["worker"]["relabel_configs"][0]["regex"], "ml")
+    for role in ("nginx", "monitoring", "ui", "app", "ml", "worker"):
+        assert re.fullmatch(jobs["node"]["relabel_configs"][0]["regex"], role)
+    for role in ("app", "ml", "worker"):
+        assert re.fullmatch(jobs["worker"]["relabel_configs"][0]["regex"], role)
+    # autoscaled workers share a Name tag: the instance id keeps their targets apart
+    name_rule = jobs["worker"]["relabel_configs"][3]
+    assert name_rule["source_labels"] == ["__meta_ec2_tag_Name", "__meta_ec2_instance_id"]
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+    gpu = jobs["dcgm"]["relabel_configs"][0]
+    assert gpu["separator"] == ";" and gpu["action"] == "keep"
+    for kept in ("ml;g5.xlarge", "ml;g4dn.xlarge", "ml;p4d.24xlarge"):
+        assert re.fullmatch(gpu["regex"], kept)
+    for dropped in ("ml;t3.large", "ml;c7i.2xlarge", "app;g5.xlarge"):
+        assert not re.fullmatch(gpu["regex"], dropped)
 
 
 def test_local_config_renders_with_the_ports_asked_and_is_valid(tmp_path):

@@ -147,27 +147,36 @@ def test_gunicorn_worker_killed_during_uploads_loses_nothing(stack, fullres_xray
     )
 
 
-def test_inference_worker_killed_mid_batch_loses_nothing(stack, fullres_xrays):
+def test_inference_worker_killed_mid_batch_loses_nothing(stack, own_redis, fullres_xrays):
+    import redis as redis_lib
+
+    from pneumonia_api.protocol import GROUP, JobQueue
+
     api, workers = stack
+    queue = JobQueue(redis_lib.Redis.from_url(own_redis.url))
+    # Queue the work first: the victim takes a batch as soon as its model is loaded.
+    items = [post(api.url, f) for f in fullres_xrays]
+    ids = [i["id"] for i in items]
     victim = workers.start("victim", MAX_BATCH="16", DECODE_THREADS="1")
-    wait_ready(api.url)
-    items = [post(api.url, f) for f in fullres_xrays[:32]]
     wait_until(
-        lambda: any(
-            requests.get(api.url + i["links"]["self"], headers=AUTH, timeout=5).json()["status"]
-            == "processing"
-            for i in items
-        ),
-        timeout=60,
-        interval=0.01,
+        lambda: any(queue.get(i).status == "processing" for i in ids),
+        timeout=120,
+        interval=0.005,
+        what="the victim's first batch",
     )
     os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    in_flight = queue.r.xpending(queue.keys.stream, GROUP)["pending"]
+    assert in_flight > 0, "the kill should land mid-batch"
     workers.start("rescuer", CLAIM_IDLE_MS="1500")
     states = final_states(api.url, items)
     lost = sum(s != "done" for s in states)
     assert lost == 0
     results.record(
-        "fault: SIGKILL of an inference worker mid-batch", accepted=len(items), lost=lost
+        "fault: SIGKILL of an inference worker mid-batch",
+        accepted=len(items),
+        in_flight_at_kill=in_flight,
+        lost=lost,
     )
 
 

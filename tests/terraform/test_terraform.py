@@ -27,6 +27,7 @@ BOOT_VALUES = {
     "API_TOKEN": "b" * 64,
     "SECRET_KEY": "c" * 64,
     "GRAFANA_PASSWORD": "d" * 64,
+    "UI_REDIS_PASSWORD": "e" * 64,
 }
 
 HEREDOC = re.compile(
@@ -548,6 +549,8 @@ def test_nginx_config(files, user_data, tmp_path):
     )
     env = {
         **os.environ,
+        "LISTEN_HTTP": "80",
+        "LISTEN_HTTPS": "443",
         "UI_UPSTREAM": "127.0.0.1:5001",
         "SERVER_NAME": "_",
         "TLS_CERT": str(tmp_path / "cert.pem"),
@@ -556,7 +559,8 @@ def test_nginx_config(files, user_data, tmp_path):
         "MAX_BODY": "30m",
     }
     shell_format = (
-        "${UI_UPSTREAM} ${SERVER_NAME} ${TLS_CERT} ${TLS_KEY} ${MONITORING_CIDR} ${MAX_BODY}"
+        "${LISTEN_HTTP} ${LISTEN_HTTPS} ${UI_UPSTREAM} ${SERVER_NAME} ${TLS_CERT} ${TLS_KEY} "
+        "${MONITORING_CIDR} ${MAX_BODY}"
     )
     assert (
         shell_format.replace("$", "$$") in user_data["nginx"] or shell_format in user_data["nginx"]

@@ -89,6 +89,13 @@ def test_security_headers_on_pages_and_errors(stack):
 
 
 @pytest.mark.e2e
+def test_metrics_are_hidden_from_outside(stack):
+    assert get(stack, "/metrics").status_code == 404
+    direct = requests.get(stack.ui_url + "/metrics", timeout=5)  # what Prometheus scrapes
+    assert direct.status_code == 200 and "pneumonia_web_requests_total" in direct.text
+
+
+@pytest.mark.e2e
 def test_text_is_gzipped(stack):
     resp = get(stack, "/static/app.css", headers={"Accept-Encoding": "gzip"})
     assert resp.headers.get("Content-Encoding") == "gzip"

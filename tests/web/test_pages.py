@@ -111,3 +111,17 @@ def test_readyz_reports_the_api_down(client):
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert resp.get_json()["checks"] == {"web_redis": True, "api": False}
+
+
+def test_metrics_need_no_login_and_count_failed_logins(client, auth, make_user):
+    from prometheus_client import REGISTRY
+
+    def failures():
+        return REGISTRY.get_sample_value("pneumonia_web_login_failures_total") or 0
+
+    make_user()
+    before = failures()
+    auth.login(password="not the password")
+    assert failures() == before + 1
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and b"pneumonia_web_requests_total" in resp.data

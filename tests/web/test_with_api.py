@@ -170,6 +170,12 @@ def test_model_page_without_and_with_a_card(alice, queue):
             "metrics": {
                 "roc_auc": 0.97,
                 "sensitivity": 0.95,
+                "n": 525,
+                "threshold_target_sensitivity": 0.95,
+            },
+            "test_metrics": {
+                "roc_auc": 0.955,
+                "n": 523,
                 "confusion_matrix": [[90, 10], [5, 95]],
             },
         }
@@ -185,6 +191,10 @@ def test_model_page_without_and_with_a_card(alice, queue):
         "Kermany et al., Cell 2018",
         "97.0 %",
         "95.0 %",
+        "95.5 %",  # the test column
+        "validation 525 images, test 523 images",
+        "for 95 % sensitivity",
+        "Confusion matrix, test",
         "epoch 2 of 5",
         "About 5 minutes left",
     ):

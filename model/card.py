@@ -1,0 +1,100 @@
+"""The model card: what a model is, how it was made and how good it is, beside ``model.keras``.
+
+The inference worker reads ``input_size`` (it resizes to it) and ``threshold`` (its decision
+rule); the UI shows the rest. The keys in :data:`REQUIRED` are that contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+REQUIRED = (
+    "name",
+    "version",
+    "architecture",
+    "input_size",
+    "preprocessing",
+    "weights",
+    "threshold",
+    "training_data",
+    "metrics",
+    "training_time_seconds",
+    "hardware",
+    "trained_at",
+    "git_sha",
+    "keras_version",
+    "epochs",
+)
+DATA_NAME = (
+    "Kermany et al. 2018 chest X-rays (pediatric, Guangzhou Women and Children's Medical Center)"
+)
+DATA_CREDIT = (
+    "Kermany, Zhang, Goldbaum et al., Labeled Optical Coherence Tomography (OCT) and Chest X-Ray "
+    "Images for Classification, Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2, CC BY 4.0; "
+    "Kermany et al., Cell 172(5) 2018, doi:10.1016/j.cell.2018.02.010"
+)
+PREPROCESSING = (
+    "model.preprocess.prepare: decode, greyscale, square bilinear resize to input_size "
+    "(aspect ratio not kept), 3 equal channels, float32 0..255; normalisation is inside the model"
+)
+
+
+def git_sha(short: bool = True) -> str:
+    """The commit the code was trained from ('unknown' outside a git checkout)."""
+    argv = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def make_version(when: dt.datetime | None = None, sha: str | None = None) -> str:
+    """``20261123T1410Z-3d0aacc``: sortable by time, traceable to code, safe as a path/S3 key."""
+    when = when or dt.datetime.now(dt.UTC)
+    raw = f"{when:%Y%m%dT%H%MZ}-{sha or git_sha()}"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", raw)
+
+
+def hardware() -> str:
+    """CPU model and core count, plus the GPU when TensorFlow sees one."""
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = cpu or "unknown CPU"
+    text = f"{cpu}, {os.cpu_count()} CPU cores"
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            text += f", {len(gpus)} x {details.get('device_name', 'GPU')}"
+    except Exception as exc:  # hardware is descriptive only; never fail training over it
+        text += f" (GPU query failed: {type(exc).__name__})"
+    return text
+
+
+def missing_keys(card: dict) -> list[str]:
+    return [key for key in REQUIRED if key not in card]
+
+
+def write(card: dict, model_dir: Path) -> Path:
+    """Write ``model_card.json``; refuses a card that breaks the contract."""
+    missing = missing_keys(card)
+    if missing:
+        raise ValueError(f"model card misses {missing}")
+    path = Path(model_dir) / "model_card.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path
