@@ -38,7 +38,13 @@ WHAT = {
     "complete once a model is published",
     "fuzz": "hypothesis: mutated and random PNG/JPEG/DICOM bytes through upload validation",
     "bomb": "decompression bomb refused from its header, before any pixel is decoded",
-    "security": "",
+    "hostile: slow": "headers dribbled one line a second over TLS: nginx drops the client "
+    "(client_header_timeout 15 s) and keeps serving",
+    "security: API": "every /v1 route and method called with a wrong token: 401",
+    "security: DICOM": "DICOM with patient name, ID, birth date and institution through the "
+    "real API and worker; Redis memory, AOF on disk and every log searched",
+    "security: UI": "every UI route and method through nginx without a session: login or "
+    "refusal, never the page",
 }
 
 
