@@ -45,6 +45,13 @@ from pneumonia_api.protocol import FINAL, JobQueue, Prediction
 log = logging.getLogger("model.inference")
 
 LABEL_POSITIVE, LABEL_NEGATIVE = "Pneumonia", "Normal"
+# Shown to the doctor beside the file name. The API checks only an upload's structure (it does
+# not decode pixels twice: pneumonia_api/images.py), so this is where damage inside the
+# compressed pixels shows up. Decoding is deterministic: such a job fails at once, no retries.
+UNREADABLE = (
+    "the image could not be decoded: its pixel data is corrupt. "
+    "Export the X-ray again from the PACS or modality and upload it again."
+)
 
 
 @dataclass
@@ -284,6 +291,10 @@ class Worker:
             try:
                 job.pixels = fut.result()
                 ready.append(job)
+            except preprocess.PreprocessError:
+                worker_metrics.failure("unreadable_image")
+                log.warning("job %s: %s", job.record.id, UNREADABLE)
+                self.queue.fail(job.entry_id, job.record.id, UNREADABLE)
             except Exception as exc:
                 self._failed(job, "preprocess", f"image could not be prepared: {exc}")
             job.image = b""  # the bytes are no longer needed; keep memory flat
@@ -377,6 +388,21 @@ def _redact(url: str) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
+def lower_priority(nice: int) -> None:
+    """Give the CPU to the API and the UI first, when they share the host with this worker.
+
+    ``os.nice`` alone is not enough on kernels with autogroup scheduling (Debian's and most
+    cloud images'): nice then only ranks the threads of one session, and a worker started in a
+    session of its own (a service manager, honcho, the test harness) competes with the API as
+    an equal. A session leader therefore also lowers its autogroup (only its own session is in
+    it). Under systemd the unit's CPUWeight does the same per cgroup (terraform).
+    """
+    os.nice(nice)  # threads started from here on (runtime, decode) inherit it
+    if os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+
+
 def main() -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
@@ -384,7 +410,7 @@ def main() -> None:
     )
     settings = WorkerSettings()
     if settings.nice > 0:
-        os.nice(settings.nice)  # threads started from here on (runtime, decode) inherit it
+        lower_priority(settings.nice)
     worker_metrics.serve(settings.metrics_port)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)

@@ -51,8 +51,10 @@ def decode(data: bytes, min_side: int | None = None) -> Image.Image:
                 scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
                 return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
             return img.convert("L")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise PreprocessError(f"cannot decode image: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error...
+        raise PreprocessError(f"cannot decode image: {type(exc).__name__}") from exc
 
 
 def to_array(img: Image.Image, size: int) -> np.ndarray:

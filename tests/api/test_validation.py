@@ -42,11 +42,26 @@ def animated_png() -> bytes:
     return buf.getvalue()
 
 
+def flipped(data: bytes, at: float) -> bytes:
+    """One byte changed at a fraction of the file: damage inside the compressed pixels."""
+    out = bytearray(data)
+    out[int(len(out) * at)] ^= 0x55
+    return bytes(out)
+
+
+def without_end(data: bytes) -> bytes:
+    """A JPEG cut just before its end-of-image marker (an interrupted copy)."""
+    assert data.endswith(b"\xff\xd9")
+    return data[:-2]
+
+
 BAD = [
     ("text named .png", b"this is not an image at all\n" * 10, "scan.png", 415, "unsupported_type"),
     ("empty file", b"", "empty.jpeg", 400, "empty_file"),
     ("truncated jpeg", jpeg_bytes(256, 256)[:600], "cut.jpeg", 400, "truncated_image"),
     ("truncated png", png_bytes(256, 256)[:300], "cut.png", 400, "truncated_image"),
+    ("jpeg cut at its end", without_end(jpeg_bytes(256, 256)), "end.jpeg", 400, "truncated_image"),
+    ("png, a pixel byte changed", flipped(png_bytes(), 0.6), "b.png", 400, "truncated_image"),
     ("png bomb", png_bomb(), "bomb.png", 400, "too_many_pixels"),
     ("animated png", animated_png(), "anim.png", 400, "multi_frame"),
     ("tiny image", png_bytes(8, 8), "tiny.png", 400, "image_too_small"),

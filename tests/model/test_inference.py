@@ -64,14 +64,15 @@ def test_batch_is_predicted_and_written(redis_client, redis_url, model_store):
     assert JobQueue(redis_client).model_card()["version"] == "tiny-1"
 
 
-def test_poison_image_fails_after_retries_and_others_complete(redis_client, redis_url, model_store):
+def test_undecodable_image_fails_at_once_and_others_complete(redis_client, redis_url, model_store):
+    """Decoding is deterministic: no retries, a message that says what to do, a dead letter."""
     poison = submit(redis_client, 1, image=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     good = submit(redis_client, 3, seed=10)
     worker = Worker(settings(redis_url, model_store.root))
     worker.work(burst=True)
     [bad] = records(redis_client, poison)
-    assert bad.status == "failed" and bad.attempts == 3
-    assert "could not be prepared" in bad.error
+    assert bad.status == "failed" and bad.attempts == 1
+    assert "could not be decoded" in bad.error and "upload it again" in bad.error
     assert all(r.status == "done" for r in records(redis_client, good))
     dead = redis_client.xrange(JobQueue(redis_client).keys.dead_letter)
     assert [f[b"id"].decode() for _, f in dead] == poison

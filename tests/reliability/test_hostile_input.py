@@ -5,7 +5,6 @@ Only the documented 4xx errors may come out of upload validation, never an excep
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from collections import Counter
@@ -14,8 +13,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
+from model import preprocess
 from pneumonia_api import images
 from pneumonia_api.errors import ApiError
 from tests.api.conftest import jpeg_bytes, png_bytes, upload
@@ -44,7 +43,8 @@ outcomes: Counter = Counter()
 
 
 def check(data: bytes) -> None:
-    """Validation either accepts (and the stored image decodes) or raises a documented 4xx."""
+    """Validation either raises a documented 4xx or accepts, and then the worker either
+    decodes the stored image or fails the job with its clear message (PreprocessError)."""
     try:
         accepted = images.validate(data, "fuzz.bin", LIMITS)
     except ApiError as exc:
@@ -52,10 +52,13 @@ def check(data: bytes) -> None:
         assert exc.code in DOCUMENTED, exc.code
         outcomes[exc.code] += 1
         return
-    outcomes["accepted"] += 1
-    with Image.open(io.BytesIO(accepted.data)) as img:
-        img.load()
     assert accepted.width * accepted.height <= LIMITS.max_pixels
+    try:
+        preprocess.prepare(accepted.data, 32)
+    except preprocess.PreprocessError:
+        outcomes["accepted, then failed in the worker"] += 1
+    else:
+        outcomes["accepted"] += 1
 
 
 @st.composite
