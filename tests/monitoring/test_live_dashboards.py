@@ -226,14 +226,27 @@ def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
         return len(up) == 7 and done and bad and hit and login
 
     wait_until(scraped, timeout=30, interval=0.5, what="Prometheus scraping every tier")
-    # More UI traffic now that its series exist: rate() needs to see a counter increase.
+    # More traffic now that every series exists: rate() and increase() need a counter to grow
+    # between two scrapes, and on a busy machine the first traffic can all land before the
+    # first scrape of a tier.
     fail_a_login(stack)
-    wait_until(
-        lambda: promql(prom, 'sum(rate(pneumonia_web_requests_total{job="ui"}[1m])) > 0'),
-        timeout=20,
-        interval=0.5,
-        what="an increase of the UI's counters",
-    )
+    more = []
+    for seed in range(3, 5):
+        path = tmp_path / f"xray-{seed}.png"
+        path.write_bytes(xray_png(seed))
+        more.append(post(api, path))
+    assert all(result(api, i)["status"] == "done" for i in more)
+    for expr in [
+        'sum(rate(pneumonia_web_requests_total{job="ui"}[1m])) > 0',
+        'sum(rate(pneumonia_api_request_duration_seconds_count{job="api"}[1m])) > 0',
+        "sum(rate(pneumonia_worker_job_latency_seconds_count[1m])) > 0",
+    ]:
+        wait_until(
+            lambda expr=expr: promql(prom, expr),
+            timeout=20,
+            interval=0.5,
+            what=f"an increase seen by Prometheus: {expr}",
+        )
     time.sleep(3)  # a few more scrapes and rule evaluations after the traffic
     # --- every rule evaluates on real series (no many-to-many match, no bad template) ----------
     groups = requests.get(prom + "/api/v1/rules", timeout=10).json()["data"]["groups"]
