@@ -2,35 +2,48 @@
 
 Starts a private stack on free loopback ports (redis-server, the API under gunicorn, one
 inference worker with its default settings serving the production ResNet50 at 224 px with
-random weights), then drives it with 1, 4, 16 and 64 concurrent closed-loop clients, each
-uploading real full-resolution X-rays from ../shared/data/chest_xray_fullres_sample and
-waiting for the result before the next upload.
+random weights, and nginx in front of the API with the production server block:
+nginx/pneumonia.conf.template, TLS and all), then drives it with 1, 4, 16 and 64 concurrent
+closed-loop clients, each uploading real full-resolution X-rays from
+../shared/data/chest_xray_fullres_sample over its own kept-alive HTTPS connection (as an
+integration would) and waiting for the result before the next upload. ``--direct`` leaves
+nginx out (clients talk to gunicorn), to see what nginx costs.
 
 Measured per level: throughput (results per second), upload-to-result latency (the worker's
 ``finished_at`` minus the client's send time; p50/p95/p99) and the API's accept latency (the
-upload's 202). One watcher thread learns which results are ready by reading every
-outstanding job record from Redis in one round trip every 50 ms, so polling loads neither the
-API being measured nor this process. Every upload carries a unique
+upload's 202, as the client sees it). One watcher thread learns which results are ready by
+reading every outstanding job record from Redis in one round trip every 50 ms, so polling
+loads neither the API being measured nor this process. Every upload carries a unique
 JPEG comment, so none is answered from the result cache. The worker's raw batched model
 throughput is measured in the same run (before and after the load), and pipeline efficiency
-is pipeline img/s at saturation / raw model img/s. Results: a table and
-var/bench/pipeline.json.
+is pipeline img/s at saturation / raw model img/s. Because every process shares the same few
+cores, the CPU each one spends per finished image is reported too, and the same efficiency by
+CPU: the model's CPU per image / what the server side (nginx, API, Redis, worker) spends per
+image. Results: a table and var/bench/pipeline.json.
+
+The load generator is kept cheap on purpose (bodies built once per upload, plain http.client,
+one watcher for all results): it shares the cores with the system it measures.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import itertools
+import json
 import logging
 import os
 import shutil
+import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import redis
@@ -39,7 +52,9 @@ import requests
 from bench import common
 from model.predictor import load_predictor
 from model.settings import WorkerSettings
+from pneumonia_api import gunicorn_conf
 from pneumonia_api.protocol import JobQueue
+from tests.stack import NGINX_DIR, nginx_argv, render_nginx
 from tests.support import free_port, python, start, stop, wait_for_http, wait_until
 
 TOKEN = "bench-token-" + "b" * 32
@@ -48,10 +63,10 @@ FULLRES = common.SHARED_DATA / "chest_xray_fullres_sample"
 
 
 class Stack:
-    """redis-server + API (gunicorn) + one worker, all on loopback, logs under ``tmp``."""
+    """redis-server + API (gunicorn) + one worker + nginx, on loopback, logs under ``tmp``."""
 
-    def __init__(self, store: Path, tmp: Path, api_workers: int):
-        self.tmp, self.procs = tmp, []
+    def __init__(self, store: Path, tmp: Path, api_workers: int | None, nginx: bool = True):
+        self.tmp, self.procs, self.ca = tmp, [], None
         port = free_port()
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         self._start(
@@ -86,7 +101,7 @@ class Stack:
             REDIS_URL=self.redis_url,
             API_TOKEN=TOKEN,
             GUNICORN_BIND=f"127.0.0.1:{api_port}",
-            GUNICORN_WORKERS=str(api_workers),
+            **({"GUNICORN_WORKERS": str(api_workers)} if api_workers else {}),
             GUNICORN_ACCESSLOG="/dev/null",
             PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"),
         )
@@ -106,6 +121,31 @@ class Stack:
             interval=1,
             what="the worker serving the model",
         )
+        self.url = self._start_nginx(api_port) if nginx else self.api
+
+    def _start_nginx(self, api_port: int) -> str:
+        """The production server block with the API where the UI would be: the upload then
+        takes the production TLS, buffering and proxy settings straight to the API."""
+        tls, conf, port = self.tmp / "tls", self.tmp / "nginx", free_port()
+        subprocess.run(["bash", str(NGINX_DIR / "selfsigned.sh"), str(tls)], check=True,
+                       capture_output=True)  # fmt: skip
+        render_nginx(
+            conf,
+            LISTEN_HTTP=f"127.0.0.1:{free_port()}",
+            LISTEN_HTTPS=f"127.0.0.1:{port}",
+            UI_UPSTREAM=f"127.0.0.1:{api_port}",
+            TLS_CERT=str(tls / "cert.pem"),
+            TLS_KEY=str(tls / "key.pem"),
+        )
+        self.ca = str(tls / "cert.pem")
+        self._start(nginx_argv(conf), "nginx")
+        url = f"https://localhost:{port}"
+        wait_until(
+            lambda: requests.get(url + "/healthz", timeout=2, verify=self.ca).ok,
+            timeout=20,
+            what="nginx over https",
+        )
+        return url
 
     def _start(self, argv, name, **env):
         self.procs.append(start(argv, env=env, log=self.tmp / f"{name}.log"))
@@ -124,15 +164,63 @@ _UPLOADS = itertools.count()  # one sequence for the whole run: no level repeats
 
 
 def uploads(files: list[Path]):
-    """Endless distinct JPEGs: each original with a unique comment (COM) segment, so no
-    upload is answered from the API's result cache (keyed by the bytes' SHA-256)."""
+    """Endless distinct uploads, as (content type, multipart body): each original JPEG with a
+    unique comment (COM) segment, so none is answered from the API's result cache (keyed by
+    the bytes' SHA-256)."""
     originals = [(f.name, f.read_bytes()) for f in files]
     nonce = os.urandom(4).hex()
     for n in _UPLOADS:
         name, data = originals[n % len(originals)]
         note = f"bench upload {nonce}-{n}".encode()
         com = b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note
-        yield name, data[:2] + com + data[2:]
+        boundary = f"bench{nonce}{n:012d}"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"'
+            "\r\nContent-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        body = head + data[:2] + com + data[2:] + f"\r\n--{boundary}--\r\n".encode()
+        yield f"multipart/form-data; boundary={boundary}", body
+
+
+class Connection:
+    """One client's kept-alive connection to the stack (HTTPS through nginx, or HTTP)."""
+
+    def __init__(self, url: str, ca: str | None):
+        u = urlsplit(url)
+        self.host, self.port, self.tls = u.hostname, u.port, u.scheme == "https"
+        self.context = ssl.create_default_context(cafile=ca) if self.tls else None
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _open(self) -> http.client.HTTPConnection:
+        if self.tls:
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=60, context=self.context
+            )
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def post(self, path: str, content_type: str, body: bytes) -> tuple[int, bytes]:
+        headers = {**AUTH, "Content-Type": content_type}
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            self.conn = self.conn or self._open()
+            try:
+                self.conn.request("POST", path, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle kept-alive connection: reconnect
+                raise
+            if resp.will_close:
+                self.close()
+            return resp.status, data
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class Load:
@@ -146,33 +234,29 @@ class Load:
         self.stop, self.finished = threading.Event(), threading.Event()
 
     def client(self):
+        conn = Connection(self.stack.url, self.stack.ca)
         while not self.stop.is_set():
             with self.lock:
-                name, data = next(self.source)
+                content_type, body = next(self.source)
             sent = time.time()
             try:
-                # A new connection per upload, as separate users make: a kept-alive one can
-                # be closed by gunicorn just as it is reused (a reset, not a server error).
-                resp = requests.post(
-                    self.stack.api + "/v1/predictions",
-                    files={"file": (name, data)},
-                    headers=AUTH,
-                    timeout=60,
-                )
-            except requests.RequestException as exc:
+                status, data = conn.post("/v1/predictions", content_type, body)
+            except (OSError, http.client.HTTPException) as exc:
                 self.jobs.append({"sent": sent, "error": type(exc).__name__})
                 continue
             accepted = time.time()
-            if resp.status_code != 202:
-                self.jobs.append({"sent": sent, "error": resp.status_code})
+            if status != 202:
+                self.jobs.append({"sent": sent, "error": status})
                 continue
-            job = {"sent": sent, "accept_ms": 1000 * (accepted - sent), "id": resp.json()[0]["id"]}
+            pid = json.loads(data)[0]["id"]
+            job = {"sent": sent, "accept_ms": 1000 * (accepted - sent), "id": pid}
             done = threading.Event()
             with self.lock:
                 self.jobs.append(job)
                 self.waiting[job["id"]] = (job, done)
             if not done.wait(90):
                 break  # lost: do not wait for ever
+        conn.close()
 
     def watch(self):
         """One thread reads every outstanding job's status from Redis in one round trip every
@@ -259,7 +343,7 @@ def raw_model(version_dir: Path, seconds: float) -> dict:
         common.real_xrays(p.input_size, s.max_batch), (s.max_batch, p.input_size, p.input_size, 3)
     )
     p.predict(batch)
-    n, t0 = 0, time.perf_counter()
+    n, t0, cpu0 = 0, time.perf_counter(), common.cpu_seconds()
     while n == 0 or time.perf_counter() - t0 < seconds:
         p.predict(batch)
         n += len(batch)
@@ -267,6 +351,7 @@ def raw_model(version_dir: Path, seconds: float) -> dict:
         "backend": p.backend,
         "batch": s.max_batch,
         "img_s": n / (time.perf_counter() - t0),
+        "cpu_ms_per_img": 1000 * (common.cpu_seconds() - cpu0) / n,
         "load": common.loadavg(),
     }
 
@@ -284,7 +369,7 @@ def run(args) -> dict:
     raw = [raw_model(version_dir, args.raw_seconds)]
     print(f"raw model: {raw[0]}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    stack = Stack(store, tmp, args.api_workers)
+    stack = Stack(store, tmp, args.api_workers, nginx=not args.direct)
     levels = []
     try:
         for clients in args.clients:
@@ -301,11 +386,17 @@ def run(args) -> dict:
     with contextlib.suppress(OSError):
         shutil.rmtree(tmp)
     raw_img_s = statistics.mean(r["img_s"] for r in raw)
+    raw_cpu = statistics.mean(r["cpu_ms_per_img"] for r in raw)
     peak = max(levels, key=lambda r: r["img_s"])
+    server = sum(v for k, v in peak["cpu_ms_per_img"].items() if k != "load generator")
     s = WorkerSettings()
     return {
         "machine": m,
-        "path": "client -> API (gunicorn, no nginx) -> Redis -> worker",
+        "path": (
+            "client -> API (gunicorn, no nginx) -> Redis -> worker"
+            if args.direct
+            else "client -> nginx (TLS, kept-alive) -> API (gunicorn) -> Redis -> worker"
+        ),
         "worker": {
             "backend": raw[0]["backend"],
             "max_batch": s.max_batch,
@@ -313,12 +404,16 @@ def run(args) -> dict:
             "decode_threads": s.decode_threads,
             "nice": s.nice,
         },
-        "api_workers": args.api_workers,
+        "api_workers": args.api_workers or gunicorn_conf.workers,
+        "api_threads": gunicorn_conf.threads,
         "raw_model": raw,
         "raw_model_img_s": raw_img_s,
         "levels": levels,
         "saturation_img_s": peak["img_s"],
         "efficiency": peak["img_s"] / raw_img_s,
+        "raw_model_cpu_ms_per_img": raw_cpu,
+        "server_cpu_ms_per_img": server,
+        "efficiency_cpu": raw_cpu / server,
         "load_start": load_start,
         "load_end": common.loadavg(),
     }
@@ -330,10 +425,12 @@ def report(res: dict) -> str:
         f"path: {res['path']}; worker: {w['backend']}, MAX_BATCH {w['max_batch']}, "
         f"BATCH_WAIT_MS {w['batch_wait_ms']}, DECODE_THREADS {w['decode_threads']}, "
         f"WORKER_NICE {w['nice']}; "
-        f"API: {res['api_workers']} gunicorn workers\n"
+        f"API: {res['api_workers']} gunicorn workers x {res.get('api_threads', '?')} threads\n"
         f"raw model (same run, before/after): "
         + " / ".join(f"{r['img_s']:.1f}" for r in res["raw_model"])
-        + f" img/s at batch {res['raw_model'][0]['batch']}\n"
+        + f" img/s at batch {res['raw_model'][0]['batch']}, "
+        + " / ".join(f"{r['cpu_ms_per_img']:.1f}" for r in res["raw_model"])
+        + " CPU ms per image\n"
         f"load average {res['load_start']} at start, {res['load_end']} at end\n"
     )
     rows = [
@@ -372,6 +469,8 @@ def report(res: dict) -> str:
     foot = (
         f"\npipeline efficiency at saturation: {res['saturation_img_s']:.1f} / "
         f"{res['raw_model_img_s']:.1f} = {res['efficiency']:.2f} (target >= 0.85); "
+        f"by CPU: model {res['raw_model_cpu_ms_per_img']:.1f} ms / server side "
+        f"{res['server_cpu_ms_per_img']:.1f} ms per image = {res['efficiency_cpu']:.2f}\n"
         f"API accept p95 at 16 clients: {acc16:.0f} ms (target <= 20 ms)"
         if acc16 is not None
         else ""
@@ -385,7 +484,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=25.0, help="measured, per level")
     parser.add_argument("--warmup", type=float, default=5.0, help="before measuring, per level")
     parser.add_argument("--raw-seconds", type=float, default=8.0)
-    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument(
+        "--api-workers", type=int, default=None, help="default: the API's own (gunicorn_conf)"
+    )
+    parser.add_argument("--direct", action="store_true", help="clients -> gunicorn, no nginx")
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     res = run(args)
