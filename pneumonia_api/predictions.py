@@ -6,7 +6,7 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from . import images, metrics
+from . import images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
 from .jobstore import get_queue
@@ -38,30 +38,19 @@ def _uploader() -> str:
 @bp.post("/predictions")
 def create_predictions():
     """Validate every file first, then store and queue them; all or nothing per request."""
-    files = request.files.getlist("file")
-    if not files:
-        raise ApiError(
-            400,
-            "no_file",
-            "No file received. Send the X-ray as a multipart form "
-            "field named 'file' (curl -F file=@xray.jpeg).",
-        )
     limit = current_app.config["MAX_FILES_PER_REQUEST"]
-    if len(files) > limit:
-        metrics.rejected("too_many_files")
-        raise ApiError(
-            400,
-            "too_many_files",
-            f"{len(files)} files in one request; at most {limit} are accepted. "
-            "Split the upload into smaller batches.",
-        )
+    try:
+        files = uploads.files("file", limit, current_app.config["MAX_UPLOAD_BYTES"])
+    except ApiError as exc:
+        if exc.code == "too_many_files":
+            metrics.rejected(exc.code)
+        raise
     limits = images.Limits(
         current_app.config["MAX_IMAGE_PIXELS"], current_app.config["MIN_IMAGE_SIDE"]
     )
     accepted = []
     for f in files:
-        name = images.safe_filename(f.filename)
-        data = f.read()
+        name, data = images.safe_filename(f.filename), f.data
         metrics.upload_size(len(data))
         try:
             accepted.append((name, images.validate(data, name, limits), len(data)))

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from urllib3 import encode_multipart_formdata
 
 from pneumonia_api import create_app
 
@@ -54,8 +55,10 @@ def jpeg_bytes(width=64, height=64, seed=0) -> bytes:
 
 
 def upload(client, headers, *files):
-    """POST files given as (bytes, filename) pairs."""
-    data = {"file": [(io.BytesIO(b), name) for b, name in files]}
+    """POST files given as (bytes, filename) pairs, encoded as the UI's client (requests, i.e.
+    urllib3) encodes them: werkzeug's test encoder writes an empty file's part without the
+    line break RFC 2046 puts before the next boundary, which no real client sends."""
+    body, content_type = encode_multipart_formdata([("file", (name, b)) for b, name in files])
     return client.post(
-        "/v1/predictions", data=data, headers=headers, content_type="multipart/form-data"
+        "/v1/predictions", data=body, headers={**headers, "Content-Type": content_type}
     )

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from urllib3 import encode_multipart_formdata
 
 from pneumonia_api.images import safe_filename
 
@@ -104,6 +105,46 @@ def test_too_many_files(client, auth):
     resp = upload(client, auth, *files)
     assert resp.status_code == 400
     assert resp.get_json()["error"]["code"] == "too_many_files"
+
+
+def test_a_body_of_thousands_of_tiny_parts_is_refused(client, auth):
+    body = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i for i in range(5000)
+    )
+    resp = client.post(
+        "/v1/predictions",
+        data=body + b"--B--\r\n",
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=B"},
+    )
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "too_many_files"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "code"),
+    [
+        ("application/json", b'{"file": "xray.jpeg"}', "no_file"),
+        ("multipart/form-data", b"no boundary given", "no_file"),
+        ("multipart/form-data; boundary=B", b"garbage, not a multipart body", "invalid_upload"),
+    ],
+    ids=["json", "no boundary", "not multipart"],
+)
+def test_a_body_that_is_not_a_form_upload_says_how_to_send_one(
+    client, auth, content_type, body, code
+):
+    resp = client.post("/v1/predictions", data=body, headers={**auth, "Content-Type": content_type})
+    assert resp.status_code == 400
+    err = resp.get_json()["error"]
+    assert err["code"] == code and "curl -F file=@xray.jpeg" in err["message"]
+
+
+def test_text_fields_beside_the_file_are_ignored_and_names_kept(client, auth):
+    body, content_type = encode_multipart_formdata(
+        [("note", "from the ward"), ("file", ("Röntgen Thorax.png", png_bytes()))]
+    )
+    resp = client.post("/v1/predictions", data=body, headers={**auth, "Content-Type": content_type})
+    assert resp.status_code == 202, resp.get_json()
+    assert resp.get_json()[0]["filename"] == "Röntgen Thorax.png"
 
 
 def test_oversized_body_is_413_json(client, auth):
