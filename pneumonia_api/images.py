@@ -193,7 +193,7 @@ def _jpeg_complete(data: bytes) -> bool:
         if length < 2 or pos + 2 + length > end:
             return False
         if marker == 0xDA:  # start of scan: entropy-coded data follows
-            return data.find(b"\xff\xd9", pos + 2 + length) != -1
+            return data.rfind(b"\xff\xd9") >= pos + 2 + length  # searched from the end
         pos += 2 + length
     return False
 

@@ -210,7 +210,7 @@ def test_dicom_preamble_polyglot_is_handled(client, auth):
 def test_hostile_filenames_are_neutralised(client, auth, name):
     resp = upload(client, auth, (png_bytes(), name))
     if resp.status_code == 400:  # a raw CRLF breaks the multipart part: a clean refusal
-        assert resp.get_json()["error"]["code"] == "no_file"
+        assert resp.get_json()["error"]["code"] == "invalid_upload"
         return
     assert resp.status_code == 202
     stored = resp.get_json()[0]["filename"]
