@@ -33,10 +33,12 @@ WHAT = {
     "API and worker not restarted",
     "fault: SIGKILL of a gunicorn": "one gunicorn worker SIGKILLed during concurrent uploads",
     "fault: SIGKILL of an inference": "worker SIGKILLed mid-batch, a second worker reclaims",
-    "fault: poison": "stored image corrupted after acceptance: retried, then failed + dead letter",
+    "fault: poison": "stored image corrupted after acceptance: failed at once (decoding is"
+    ' deterministic) with "export it again", dead letter; the worker keeps serving',
     "fault: worker with": "worker started without a usable model: /readyz says why, jobs wait, "
     "complete once a model is published",
-    "fuzz": "hypothesis: mutated and random PNG/JPEG/DICOM bytes through upload validation",
+    "fuzz": "hypothesis: mutated and random PNG/JPEG/DICOM bytes through upload validation,"
+    " then what was accepted through the worker's decoding",
     "bomb": "decompression bomb refused from its header, before any pixel is decoded",
     "hostile: slow": "headers dribbled one line a second over TLS: nginx drops the client "
     "(client_header_timeout 15 s) and keeps serving",
