@@ -37,7 +37,6 @@ import os
 import shutil
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,7 +54,7 @@ from model.predictor import load_predictor
 from model.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
 from pneumonia_api.protocol import JobQueue
-from tests.stack import NGINX_DIR, nginx_argv, render_nginx
+from tests.stack import nginx_argv, render_tls_nginx, wait_for_https
 from tests.support import free_port, python, start, stop, wait_for_http, wait_until
 
 TOKEN = "bench-token-" + "b" * 32
@@ -128,25 +127,16 @@ class Stack:
     def _start_nginx(self, api_port: int) -> str:
         """The production server block with the API where the UI would be: the upload then
         takes the production TLS, buffering and proxy settings straight to the API."""
-        tls, conf, port = self.tmp / "tls", self.tmp / "nginx", free_port()
-        subprocess.run(["bash", str(NGINX_DIR / "selfsigned.sh"), str(tls)], check=True,
-                       capture_output=True)  # fmt: skip
-        render_nginx(
-            conf,
-            LISTEN_HTTP=f"127.0.0.1:{free_port()}",
-            LISTEN_HTTPS=f"127.0.0.1:{port}",
-            UI_UPSTREAM=f"127.0.0.1:{api_port}",
-            TLS_CERT=str(tls / "cert.pem"),
-            TLS_KEY=str(tls / "key.pem"),
+        port = free_port()
+        conf, self.ca = render_tls_nginx(
+            self.tmp,
+            upstream=f"127.0.0.1:{api_port}",
+            http=f"127.0.0.1:{free_port()}",
+            https=f"127.0.0.1:{port}",
         )
-        self.ca = str(tls / "cert.pem")
         self._start(nginx_argv(conf), "nginx")
         url = f"https://localhost:{port}"
-        wait_until(
-            lambda: requests.get(url + "/healthz", timeout=2, verify=self.ca).ok,
-            timeout=20,
-            what="nginx over https",
-        )
+        wait_for_https(url, self.ca)
         return url
 
     def _start(self, argv, name, **env):

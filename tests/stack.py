@@ -131,26 +131,16 @@ class LocalStack:
         wait_for_http(self.ui_url + "/healthz", timeout=30)
 
     def _start_nginx(self) -> None:
-        tls, conf = self.tmp / "tls", self.tmp / "nginx"
-        subprocess.run(["bash", str(NGINX_DIR / "selfsigned.sh"), str(tls)], check=True,
-                       capture_output=True)  # fmt: skip
-        render_nginx(
-            conf,
-            LISTEN_HTTP=f"127.0.0.1:{self.http_port}",
-            LISTEN_HTTPS=f"127.0.0.1:{self.https_port}",
-            UI_UPSTREAM=f"127.0.0.1:{self.ui_port}",
-            TLS_CERT=str(tls / "cert.pem"),
-            TLS_KEY=str(tls / "key.pem"),
+        conf, self.ca = render_tls_nginx(  # verify=stack.ca: the self-signed cert, checked
+            self.tmp,
+            upstream=f"127.0.0.1:{self.ui_port}",
+            http=f"127.0.0.1:{self.http_port}",
+            https=f"127.0.0.1:{self.https_port}",
             MAX_BODY=self.max_body,
             MONITORING_CIDR=self.monitoring_cidr,
         )
-        self.ca = str(tls / "cert.pem")  # verify=stack.ca: the self-signed cert, checked
         self._run("nginx", nginx_argv(conf))
-        wait_until(
-            lambda: requests.get(self.https_url + "/healthz", timeout=2, verify=self.ca).ok,
-            timeout=20,
-            what="nginx over https",
-        )
+        wait_for_https(self.https_url, self.ca)
 
     # --- helpers for tests -------------------------------------------------------------------
 
@@ -181,6 +171,33 @@ class LocalStack:
         with contextlib.suppress(FileNotFoundError):
             return (self.logs / f"{name}.log").read_text(errors="replace")
         return ""
+
+
+def render_tls_nginx(tmp: Path, upstream: str, http: str, https: str, **settings: str):
+    """A self-signed certificate under ``tmp/tls`` and the product's nginx config under
+    ``tmp/nginx`` proxying to ``upstream``; returns (config dir, certificate to verify with)."""
+    tls = tmp / "tls"
+    subprocess.run(["bash", str(NGINX_DIR / "selfsigned.sh"), str(tls)], check=True,
+                   capture_output=True)  # fmt: skip
+    conf = render_nginx(
+        tmp / "nginx",
+        LISTEN_HTTP=http,
+        LISTEN_HTTPS=https,
+        UI_UPSTREAM=upstream,
+        TLS_CERT=str(tls / "cert.pem"),
+        TLS_KEY=str(tls / "key.pem"),
+        **settings,
+    )
+    return conf, str(tls / "cert.pem")
+
+
+def wait_for_https(url: str, ca: str) -> None:
+    """Until nginx answers /healthz over TLS with the certificate ``ca``."""
+    wait_until(
+        lambda: requests.get(url + "/healthz", timeout=2, verify=ca).ok,
+        timeout=20,
+        what=f"nginx over https at {url}",
+    )
 
 
 def render_nginx(out: Path, **settings: str) -> Path:
