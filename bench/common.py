@@ -159,6 +159,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def finish(name: str, res: dict, text: str) -> None:
+    """Print a bench's table and keep it, with every sample, in var/bench/<name>.json."""
+    print(text)
+    res["table"] = text
+    print(f"\nwrote {write_json(name, res)}")
+
+
 def write_json(name: str, payload: dict) -> Path:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"{name}.json"

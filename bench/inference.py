@@ -184,10 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     res = run(args)
-    text = report(res)
-    print(text)
-    res["table"] = text
-    print(f"\nwrote {common.write_json('inference', res)}")
+    common.finish("inference", res, report(res))
 
 
 if __name__ == "__main__":

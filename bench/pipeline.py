@@ -54,6 +54,7 @@ from model.predictor import load_predictor
 from model.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
 from pneumonia_api.protocol import JobQueue
+from tests.processes import api_argv
 from tests.stack import nginx_argv, render_tls_nginx, wait_for_https
 from tests.support import free_port, python, start, stop, wait_for_http, wait_until
 
@@ -89,14 +90,7 @@ class Stack:
         api_port = free_port()
         self.api = f"http://127.0.0.1:{api_port}"
         self._start(
-            [
-                python(),
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:pneumonia_api.gunicorn_conf",
-                "pneumonia_api:create_app()",
-            ],
+            api_argv(),
             "api",
             REDIS_URL=self.redis_url,
             API_TOKEN=TOKEN,
@@ -502,10 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     res = run(args)
-    text = report(res)
-    print(text)
-    res["table"] = text
-    print(f"\nwrote {common.write_json('pipeline', res)}")
+    common.finish("pipeline", res, report(res))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ control_socket_disable = True
 
 
 def on_starting(server):
+    """Prometheus multiprocess mode: start from an empty directory (this service's own)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         shutil.rmtree(path, ignore_errors=True)
@@ -34,6 +35,7 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
+    """A dead worker's live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

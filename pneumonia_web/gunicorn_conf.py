@@ -5,7 +5,6 @@ client, so X-Forwarded-* are trusted from FORWARDED_ALLOW_IPS (the nginx address
 """
 
 import os
-import shutil
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:5001")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -23,17 +22,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
 
 
-def on_starting(server):
-    """Prometheus multiprocess mode: start from an empty directory (the UI's own, not the API's)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        os.makedirs(path, exist_ok=True)
-
-
-def child_exit(server, worker):
-    """A dead worker's live gauges stop counting."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+# Prometheus multiprocess mode (the UI's own PROMETHEUS_MULTIPROC_DIR, not the API's): the
+# same two hooks as the API's, from there, so wiping the directory at start and marking dead
+# workers live in one place.
+from pneumonia_api.gunicorn_conf import child_exit, on_starting  # noqa: E402,F401

@@ -2,8 +2,8 @@
 
 Hook it in ``create_app``: ``metrics.init_app(app)``; where a login fails, call
 ``metrics.login_failed()``. Under gunicorn, give the UI its own ``PROMETHEUS_MULTIPROC_DIR``
-(not the API's: each gunicorn wipes its directory at start) and run it with
-``pneumonia_api.gunicorn_conf``, which wipes it and marks dead workers. /metrics has no login:
+(not the API's: each gunicorn wipes its directory at start); ``pneumonia_web.gunicorn_conf``
+wipes it and marks dead workers. /metrics has no login:
 nginx must not route it from outside (``location = /metrics { return 404; }``); Prometheus
 scrapes the UI port directly from the monitoring box.
 """

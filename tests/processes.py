@@ -63,6 +63,12 @@ class RedisServer:
             stop(self.proc)
 
 
+def api_argv() -> list[str]:
+    """The API under gunicorn, as production and `make up` run it."""
+    return [python(), "-m", "gunicorn", "-c", "python:pneumonia_api.gunicorn_conf",
+            "pneumonia_api:create_app()"]  # fmt: skip
+
+
 class ApiServer:
     """The API under gunicorn (multiprocess metrics on)."""
 
@@ -83,14 +89,7 @@ class ApiServer:
 
     def start(self) -> ApiServer:
         self.proc = start(
-            [
-                python(),
-                "-m",
-                "gunicorn",
-                "-c",
-                "python:pneumonia_api.gunicorn_conf",
-                "pneumonia_api:create_app()",
-            ],
+            api_argv(),
             env=self.env,
             log=self.log,
         )

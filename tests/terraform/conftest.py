@@ -41,6 +41,20 @@ class Terraform:
         self.workdir = workdir
         self.env = env
 
+    @classmethod
+    def initialised(cls, workdir, tf_env) -> "Terraform":
+        """``terraform init`` in ``workdir`` from the offline provider mirror (the committed
+        lock file must match it), with the working directory's own data dir."""
+        tf = cls(workdir, {**tf_env, "TF_DATA_DIR": str(workdir / ".terraform")})
+        tf.run(
+            "init",
+            "-backend=false",
+            "-lockfile=readonly",
+            "-no-color",
+            f"-plugin-dir={tf_env['TF_PLUGIN_MIRROR']}",
+        )
+        return tf
+
     def run(self, *args, check=True, timeout=300, input_text=None):
         """Run `terraform ARGS`; return the CompletedProcess (raise with output on failure)."""
         proc = subprocess.run(
@@ -103,14 +117,7 @@ def copy_config(dest):
 def tf(tf_env, tmp_path_factory):
     """An initialised copy of terraform/ (the committed lock file must match the mirror)."""
     workdir = copy_config(tmp_path_factory.mktemp("tf") / "terraform")
-    tf = Terraform(workdir, {**tf_env, "TF_DATA_DIR": str(workdir / ".terraform")})
-    tf.run(
-        "init",
-        "-backend=false",
-        "-lockfile=readonly",
-        "-no-color",
-        f"-plugin-dir={tf_env['TF_PLUGIN_MIRROR']}",
-    )
+    tf = Terraform.initialised(workdir, tf_env)
     return tf
 
 
@@ -236,14 +243,7 @@ def moto_stack(tf_env, moto_endpoint, tmp_path_factory):
     (workdir / "moto_override.tf").write_text(moto_override(moto_endpoint))
     (workdir / "modules" / "instance" / "moto_override.tf").write_text(MOTO_INSTANCE_OVERRIDE)
     (workdir / "moto.auto.tfvars.json").write_text(json.dumps(MOTO_VARS))
-    tf = Terraform(workdir, {**tf_env, "TF_DATA_DIR": str(workdir / ".terraform")})
-    tf.run(
-        "init",
-        "-backend=false",
-        "-lockfile=readonly",
-        "-no-color",
-        f"-plugin-dir={tf_env['TF_PLUGIN_MIRROR']}",
-    )
+    tf = Terraform.initialised(workdir, tf_env)
     tf.run("apply", "-auto-approve", "-no-color", "-parallelism=30", timeout=600)
     aws = {
         "endpoint_url": moto_endpoint,
