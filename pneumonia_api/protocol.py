@@ -125,6 +125,11 @@ def _s(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _record(flat: list) -> Prediction:
+    """A record from a script's flat HGETALL reply [field, value, field, value, ...]."""
+    return Prediction.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names under one prefix. The only place a Redis key is spelled."""
@@ -168,16 +173,64 @@ class Keys:
         return f"{self.prefix}:worker:{name}"
 
 
-# Marks a job done exactly once: a reclaimed job whose first worker finished after all must
-# not be written twice. KEYS: record, cache key ('' for none). ARGV: ttl, id, field/value pairs.
-_FINISH = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == false or status == 'done' or status == 'failed' then return 0 end
-redis.call('HDEL', KEYS[1], 'error')
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[1])) end
-return 1
+# A worker takes a batch of jobs, in one round trip: each attempt is counted and each job not
+# yet final is marked processing. A record that expired is not resurrected by HINCRBY's stub.
+# KEYS: the records. ARGV: worker name, now (ms). Returns each record (HGETALL) or {} if gone.
+_START = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'attempts', 1)
+  if redis.call('HLEN', key) <= 1 then
+    redis.call('DEL', key)
+    out[i] = {}
+  else
+    local status = redis.call('HGET', key, 'status')
+    if status ~= 'done' and status ~= 'failed' then
+      redis.call('HSET', key, 'status', 'processing', 'started_at', ARGV[2], 'worker', ARGV[1])
+    end
+    out[i] = redis.call('HGETALL', key)
+  end
+end
+return out
 """
+
+# Writes a batch's results and acknowledges its jobs, in one round trip. Each job is marked
+# done exactly once: a reclaimed job whose first worker finished after all is not written
+# twice. KEYS: the stream, then per job its record and its cache key ('' for none).
+# ARGV: group, cache ttl, then per job: entry id, prediction id, n, n field/value pairs.
+# Returns per job 1 if written, 0 if it was already final.
+_FINISH = """
+local out, a = {}, 3
+for j = 1, (#KEYS - 1) / 2 do
+  local record, cache = KEYS[2 * j], KEYS[2 * j + 1]
+  local n = tonumber(ARGV[a + 2])
+  local status = redis.call('HGET', record, 'status')
+  if status == false or status == 'done' or status == 'failed' then
+    out[j] = 0
+  else
+    redis.call('HDEL', record, 'error')
+    for i = a + 3, a + 1 + 2 * n, 2 do redis.call('HSET', record, ARGV[i], ARGV[i + 1]) end
+    if cache ~= '' then redis.call('SET', cache, ARGV[a + 1], 'EX', tonumber(ARGV[2])) end
+    out[j] = 1
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[a])
+  a = a + 3 + 2 * n
+end
+return out
+"""
+
+# What a worker writes when a job is done (the rest of the record is the API's).
+_RESULT = (
+    "status",
+    "finished_at",
+    "label",
+    "probability",
+    "threshold",
+    "model_version",
+    "cached",
+    "error",
+    "worker",
+)
 
 
 class JobQueue:
@@ -196,6 +249,7 @@ class JobQueue:
         self.image_ttl = image_ttl
         self.retention = retention
         self.stream_maxlen = stream_maxlen
+        self._start = client.register_script(_START)
         self._finish = client.register_script(_FINISH)
 
     # --- producer side (API) -------------------------------------------------------------
@@ -304,59 +358,80 @@ class JobQueue:
         return out
 
     def start(self, pid: str, worker: str) -> Prediction | None:
-        """Mark a job processing and count the attempt; returns its record (None if gone)."""
-        key = self.keys.prediction(pid)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hincrby(key, "attempts", 1)
-        pipe.hgetall(key)
-        _, data = pipe.execute()
-        if not data or set(data) == {b"attempts"} or set(data) == {"attempts"}:
-            self.r.delete(key)  # the record expired: HINCRBY must not resurrect a stub
-            return None
-        record = Prediction.from_redis(data)
-        if record.status not in FINAL:
-            self.r.hset(
-                key,
-                mapping={
-                    "status": JobStatus.PROCESSING.value,
-                    "started_at": str(now_ms()),
-                    "worker": worker,
-                },
-            )
-            record.status = JobStatus.PROCESSING.value
-        return record
+        """Mark one job processing and count the attempt; its record (None if gone)."""
+        return self.start_batch([pid], worker)[0]
+
+    def start_batch(self, pids: list[str], worker: str) -> list[Prediction | None]:
+        """Mark jobs processing and count their attempts, in one round trip.
+
+        Returns each job's record (None where it expired); a record already final comes back
+        unchanged, for the worker to acknowledge and skip.
+        """
+        if not pids:
+            return []
+        replies = self._start(keys=[self.keys.prediction(p) for p in pids], args=[worker, now_ms()])
+        return [_record(flat) if flat else None for flat in replies]
+
+    def inputs(
+        self, records: list[Prediction], model_version: str | None
+    ) -> list[tuple[Prediction | None, bytes | None]]:
+        """What a worker needs for each started job: (cached result, image bytes).
+
+        The cached result is a finished prediction of the same bytes by ``model_version``
+        (None if there is none); the image is None once it expired. One round trip, plus
+        one more only when some result is cached.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        looks = [bool(model_version and rec.sha256) for rec in records]
+        for rec, look in zip(records, looks, strict=True):
+            pipe.get(self.keys.image(rec.id))
+            if look:
+                pipe.get(self.keys.cache(str(model_version), rec.sha256))
+        replies = iter(pipe.execute())
+        images, hit_ids = [], []
+        for look in looks:
+            images.append(next(replies))
+            hit = next(replies) if look else None
+            hit_ids.append(_s(hit) if hit is not None else None)
+        hits: dict[str, Prediction] = {}
+        wanted = sorted({h for h, rec in zip(hit_ids, records, strict=True) if h and h != rec.id})
+        if wanted:
+            pipe = self.r.pipeline(transaction=False)
+            for pid in wanted:
+                pipe.hgetall(self.keys.prediction(pid))
+            for pid, data in zip(wanted, pipe.execute(), strict=True):
+                found = Prediction.from_redis(data) if data else None
+                if found is not None and found.status == JobStatus.DONE.value:
+                    hits[pid] = found
+        return [
+            (hits.get(h) if h else None, image) for h, image in zip(hit_ids, images, strict=True)
+        ]
 
     def finish(self, entry_id: str, prediction: Prediction) -> bool:
-        """Write a result, remember it in the content cache and acknowledge the job.
+        """Write one result; see :meth:`finish_batch`."""
+        return self.finish_batch([(entry_id, prediction)])[0]
 
-        Returns False (and writes nothing) when the job was already final, so a job finished
-        by two workers is recorded once.
+    def finish_batch(self, done: list[tuple[str, Prediction]]) -> list[bool]:
+        """Write results, remember them in the content cache and acknowledge the jobs.
+
+        One round trip for the whole batch. Returns, per job, False (and writes nothing) when
+        it was already final, so a job finished by two workers is recorded once.
         """
-        prediction.status = JobStatus.DONE.value
-        prediction.finished_at = now_ms()
-        cache_key = ""
-        if prediction.model_version and prediction.sha256:
-            cache_key = self.keys.cache(prediction.model_version, prediction.sha256)
-        result = (
-            "status",
-            "finished_at",
-            "label",
-            "probability",
-            "threshold",
-            "model_version",
-            "error",
-            "worker",
-        )
-        values = prediction.to_redis()
-        argv: list = [self.retention, prediction.id]
-        for name in result:
-            if name in values:
-                argv += [name, values[name]]
-        pipe = self.r.pipeline(transaction=True)
-        self._finish(keys=[self.keys.prediction(prediction.id), cache_key], args=argv, client=pipe)
-        pipe.xack(self.keys.stream, GROUP, entry_id)
-        wrote = pipe.execute()[0]
-        return bool(wrote)
+        if not done:
+            return []
+        keys: list[str] = [self.keys.stream]
+        argv: list = [GROUP, self.retention]
+        for entry_id, prediction in done:
+            prediction.status = JobStatus.DONE.value
+            prediction.finished_at = now_ms()
+            cache_key = ""
+            if prediction.model_version and prediction.sha256:
+                cache_key = self.keys.cache(prediction.model_version, prediction.sha256)
+            values = prediction.to_redis()
+            pairs = [(name, values[name]) for name in _RESULT if name in values]
+            keys += [self.keys.prediction(prediction.id), cache_key]
+            argv += [entry_id, prediction.id, len(pairs), *(x for pair in pairs for x in pair)]
+        return [bool(wrote) for wrote in self._finish(keys=keys, args=argv)]
 
     def fail(self, entry_id: str, pid: str, reason: str) -> None:
         """Give up on a job: mark it failed with its reason and copy it to the dead letters."""
