@@ -220,8 +220,8 @@ class Connection:
 class Load:
     """``clients`` closed-loop clients for ``seconds``; records every job they submit."""
 
-    def __init__(self, stack: Stack, files: list[Path], clients: int):
-        self.stack, self.clients = stack, clients
+    def __init__(self, stack: Stack, files: list[Path], clients: int, in_flight: int = 1):
+        self.stack, self.clients, self.in_flight = stack, clients, in_flight
         self.source, self.lock = uploads(files), threading.Lock()
         self.jobs: list[dict] = []
         self.waiting: dict[str, tuple[dict, threading.Event]] = {}
@@ -301,9 +301,9 @@ class Load:
             "latency_ms": _percentiles(latency),
             "accept_ms": _percentiles(accept),
             "errors": sum(1 for j in self.jobs if "error" in j or j.get("status") == "failed"),
-            # share of the window the worker spent inside model calls: its plumbing (Redis,
-            # decoding) keeps the model fed when this is near 1
-            "model_busy": (busy1 - busy0) / (t1 - t0),
+            # share of the window the worker spent inside model calls (per batch it may have
+            # in flight): its plumbing (Redis, decoding) keeps the model fed when near 1
+            "model_busy": (busy1 - busy0) / (t1 - t0) / self.in_flight,
             "load": load,
             # CPU ms per finished image of each service, and of this load generator
             "cpu_ms_per_img": {
@@ -337,20 +337,34 @@ def _percentiles(values: list[float]) -> dict:
 
 
 def raw_model(version_dir: Path, seconds: float) -> dict:
-    """The worker's own predictor (default backend, MAX_BATCH, threads) on full batches."""
+    """The worker's own predictor (default backend, MAX_BATCH, threads) on full batches.
+
+    Driven as the worker drives it: ``Predictor.concurrency`` batches in flight at once.
+    """
     s = WorkerSettings()
     p = load_predictor(version_dir, s.backend, s.max_batch, s.threads, common.MODEL_CACHE)
     batch = np.resize(
         common.real_xrays(p.input_size, s.max_batch), (s.max_batch, p.input_size, p.input_size, 3)
     )
     p.predict(batch)
-    n, t0, cpu0 = 0, time.perf_counter(), common.cpu_seconds()
-    while n == 0 or time.perf_counter() - t0 < seconds:
-        p.predict(batch)
-        n += len(batch)
+    done = [0] * p.concurrency
+    t0, cpu0 = time.perf_counter(), common.cpu_seconds()
+
+    def feed(i: int) -> None:
+        while done[i] == 0 or time.perf_counter() - t0 < seconds:
+            p.predict(batch)
+            done[i] += len(batch)
+
+    feeders = [threading.Thread(target=feed, args=(i,)) for i in range(p.concurrency)]
+    for t in feeders:
+        t.start()
+    for t in feeders:
+        t.join()
+    n = sum(done)
     return {
         "backend": p.backend,
         "batch": s.max_batch,
+        "in_flight": p.concurrency,
         "img_s": n / (time.perf_counter() - t0),
         "cpu_ms_per_img": 1000 * (common.cpu_seconds() - cpu0) / n,
         "load": common.loadavg(),
@@ -374,7 +388,7 @@ def run(args) -> dict:
     levels = []
     try:
         for clients in args.clients:
-            res = Load(stack, files, clients).run(args.warmup, args.seconds)
+            res = Load(stack, files, clients, raw[0]["in_flight"]).run(args.warmup, args.seconds)
             levels.append(res)
             print(
                 f"{clients:3d} clients: {res['img_s']:.2f} img/s, latency p50 "
@@ -421,7 +435,7 @@ def run(args) -> dict:
 
 
 def report(res: dict) -> str:
-    w = res["worker"]
+    w, raw0 = res["worker"], res["raw_model"][0]
     head = (
         f"path: {res['path']}; worker: {w['backend']}, MAX_BATCH {w['max_batch']}, "
         f"BATCH_WAIT_MS {w['batch_wait_ms']}, DECODE_THREADS {w['decode_threads']}, "
@@ -429,7 +443,7 @@ def report(res: dict) -> str:
         f"API: {res['api_workers']} gunicorn workers x {res.get('api_threads', '?')} threads\n"
         f"raw model (same run, before/after): "
         + " / ".join(f"{r['img_s']:.1f}" for r in res["raw_model"])
-        + f" img/s at batch {res['raw_model'][0]['batch']}, "
+        + f" img/s at batch {raw0['batch']} x {raw0.get('in_flight', 1)} in flight, "
         + " / ".join(f"{r['cpu_ms_per_img']:.1f}" for r in res["raw_model"])
         + " CPU ms per image\n"
         f"load average {res['load_start']} at start, {res['load_end']} at end\n"

@@ -4,10 +4,12 @@ Reads jobs from the Redis stream in dynamic batches (up to MAX_BATCH jobs, or BA
 after the first one arrives), prepares pixels with :mod:`model.preprocess` (the module training
 uses), predicts the whole batch in one call, writes results and acknowledges the jobs.
 
-Pipelined for throughput: a batch predicts in the inference thread while the next batch is
-read from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay
-off the model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps
-quality: model/predictor.py) spreads each batch over every core.
+Pipelined for throughput: batches predict in inference threads while the next batch is read
+from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay off the
+model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps quality:
+model/predictor.py) says how many batches may predict at once (``Predictor.concurrency``: one
+per inference stream, model/runtimes.py); the worker keeps that many in flight, so a stream
+that finishes early takes the next batch instead of waiting for the others.
 
 Reliability, in the manner of rq's worker:
 - a job is acknowledged only after its result is written, so a worker killed mid-batch leaves
@@ -30,6 +32,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -37,7 +40,7 @@ import numpy as np
 import redis
 
 from model import preprocess, worker_metrics
-from model.predictor import Predictor, load_predictor
+from model.predictor import Predictor, host_threads, load_predictor
 from model.settings import WorkerSettings
 from model.store import StoreError, open_store
 from pneumonia_api.protocol import FINAL, JobQueue, Prediction
@@ -83,9 +86,10 @@ class Worker:
         self._pool = ThreadPoolExecutor(
             max(1, settings.decode_threads), thread_name_prefix="decode"
         )
-        # One inference thread: the runtime itself spreads a batch over every core.
-        self._infer = ThreadPoolExecutor(1, thread_name_prefix="infer")
-        self._inflight: tuple | None = None
+        # As many inference threads as batches may be in flight (Predictor.concurrency, at
+        # most one per core); each runtime spreads its own work over the cores.
+        self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
+        self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
         self.processed = 0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -98,10 +102,10 @@ class Worker:
     def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
         """The loop. Returns the number of jobs handled.
 
-        Pipelined: while one batch is in the inference thread, the next one is collected
-        from Redis and decoded by the decode pool, so neither waits for the other. Each
-        batch's results are written (and its jobs acknowledged) before the following batch
-        starts predicting, and a stop request drains the batch in flight.
+        Pipelined: while batches are in the inference threads, the next one is collected
+        from Redis and decoded by the decode pool, so neither waits for the other. Up to
+        ``Predictor.concurrency`` batches predict at once; results are written (and jobs
+        acknowledged) oldest batch first, and a stop request drains every batch in flight.
         """
         self._connect()
         while not self._stop.is_set():
@@ -113,12 +117,16 @@ class Worker:
                         break
                     self._stop.wait(min(1.0, self.s.model_poll_seconds))
                     continue
-                entries = self.collect(burst, busy=self._inflight is not None)
+                entries = self.collect(burst, busy=bool(self._inflight))
                 prepared = self.prepare(entries) if entries else None
-                self.drain()
-                if prepared:
-                    self._inflight = self.launch(*prepared)
-                elif burst and self._inflight is None:
+                if prepared:  # make room for it
+                    self.drain(keep=self.predictor.concurrency - 1)
+                    launched = self.launch(*prepared)
+                    if launched:
+                        self._inflight.append(launched)
+                elif self._inflight:  # nothing new: finish the oldest batch
+                    self.drain(keep=len(self._inflight) - 1)
+                elif burst:
                     break
                 if max_jobs is not None and self.processed >= max_jobs:
                     break
@@ -128,7 +136,7 @@ class Worker:
                 log.warning("redis unavailable (%s); retrying in 1s", exc)
                 self._stop.wait(1.0)
         try:
-            self.drain()
+            self.drain(keep=0)
         except redis.RedisError as exc:  # its jobs stay pending and are reclaimed later
             log.warning("could not write the last batch (%s)", exc)
         self.beat(force=True, state="stopped")
@@ -242,8 +250,8 @@ class Worker:
         (its results must not wait on an idle queue).
         """
         s = self.s
-        # Our own batch in flight is pending too: never reclaim it from ourselves.
-        mine = {j.entry_id for j in self._inflight[1]} if self._inflight else set()
+        # Our own batches in flight are pending too: never reclaim them from ourselves.
+        mine = {j.entry_id for _, jobs, _ in self._inflight for j in jobs}
         entries = [
             e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
         ]
@@ -267,18 +275,15 @@ class Worker:
     def process(self, entries: list[tuple[str, str]]) -> None:
         """One batch start to finish: prepare, predict in one call, write results."""
         prepared = self.prepare(entries)
-        if prepared:
-            self._inflight = self.launch(*prepared)
-        self.drain()
+        launched = self.launch(*prepared) if prepared else None
+        if launched:
+            self._inflight.append(launched)
+        self.drain(keep=0)
 
     def prepare(self, entries: list[tuple[str, str]]):
         """Admit the jobs and start decoding them in the pool; (predictor, jobs, futures)."""
         predictor = self.predictor
-        jobs: list[Job] = []
-        for entry_id, pid in entries:
-            job = self._admit(entry_id, pid, predictor)
-            if job is not None:
-                jobs.append(job)
+        jobs = self._admit(entries, predictor)
         if not jobs:
             return None
         size = predictor.input_size
@@ -303,12 +308,16 @@ class Worker:
         batch = np.stack([j.pixels for j in ready])
         return predictor, ready, self._infer.submit(_timed, predictor.predict, batch)
 
-    def drain(self) -> None:
-        """Finish the batch in flight: wait for its probabilities, write them, acknowledge."""
-        if self._inflight is None:
-            return
-        predictor, ready, future = self._inflight
-        self._inflight = None
+    def drain(self, keep: int = 0) -> None:
+        """Finish batches in flight, oldest first, until at most ``keep`` are left.
+
+        Batches already done are finished too, so their results never wait on a slower one.
+        Finishing: wait for the probabilities, write them, acknowledge the jobs.
+        """
+        while self._inflight and (len(self._inflight) > keep or self._inflight[0][2].done()):
+            self._write(*self._inflight.popleft())
+
+    def _write(self, predictor: Predictor, ready: list[Job], future) -> None:
         try:
             probs, seconds = future.result()
         except Exception as exc:
@@ -317,49 +326,66 @@ class Worker:
                 self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
             return
         worker_metrics.batch_done(len(ready), seconds)
-        for job, p in zip(ready, probs, strict=True):
-            self._finish(job, float(p), predictor)
+        self._finish([(job, float(p)) for job, p in zip(ready, probs, strict=True)], predictor)
 
-    def _admit(self, entry_id: str, pid: str, predictor: Predictor) -> Job | None:
-        """Count the attempt; skip jobs already final, expired or over their retry limit."""
-        record = self.queue.start(pid, self.s.name)
-        if record is None or record.status in FINAL:
-            self.queue.ack(entry_id)  # expired, or finished by another worker already
-            return None
-        if record.attempts > self.s.max_attempts:
-            reason = record.error or "the worker processing it stopped (crash or timeout)"
-            self.queue.fail(
-                entry_id, pid, f"gave up after {self.s.max_attempts} attempts: {reason}"
-            )
-            worker_metrics.failure("max_attempts")
-            return None
-        hit = self.queue.cached_result(record.sha256, predictor.version)
-        if hit is not None and hit.id != record.id:
-            self._finish(Job(entry_id, record, b""), hit.probability, predictor, cached=True)
-            return None
-        image = self.queue.image(pid)
-        if image is None:
-            self.queue.fail(
-                entry_id, pid, "the image expired before it could be processed; upload it again"
-            )
-            worker_metrics.failure("image_expired")
-            return None
-        return Job(entry_id, record, image)
+    def _admit(self, entries: list[tuple[str, str]], predictor: Predictor) -> list[Job]:
+        """Count the attempts and fetch the images, a few round trips for the whole batch.
+
+        Skipped: jobs already final or expired (acknowledged), over their retry limit or
+        whose image expired (failed), and those whose bytes this model version has already
+        judged (finished at once from the cache).
+        """
+        records = self.queue.start_batch([pid for _, pid in entries], self.s.name)
+        started: list[tuple[str, Prediction]] = []
+        for (entry_id, pid), record in zip(entries, records, strict=True):
+            if record is None or record.status in FINAL:
+                self.queue.ack(entry_id)  # expired, or finished by another worker already
+            elif record.attempts > self.s.max_attempts:
+                reason = record.error or "the worker processing it stopped (crash or timeout)"
+                self.queue.fail(
+                    entry_id, pid, f"gave up after {self.s.max_attempts} attempts: {reason}"
+                )
+                worker_metrics.failure("max_attempts")
+            else:
+                started.append((entry_id, record))
+        if not started:
+            return []
+        jobs, cached = [], []
+        inputs = self.queue.inputs([r for _, r in started], predictor.version)
+        for (entry_id, record), (hit, image) in zip(started, inputs, strict=True):
+            if hit is not None and hit.id != record.id:
+                cached.append((Job(entry_id, record, b""), hit.probability))
+            elif image is None:
+                self.queue.fail(
+                    entry_id,
+                    record.id,
+                    "the image expired before it could be processed; upload it again",
+                )
+                worker_metrics.failure("image_expired")
+            else:
+                jobs.append(Job(entry_id, record, image))
+        self._finish(cached, predictor, cached=True)
+        return jobs
 
     def _finish(
-        self, job: Job, probability: float, predictor: Predictor, cached: bool = False
+        self, results: list[tuple[Job, float]], predictor: Predictor, cached: bool = False
     ) -> None:
-        rec = job.record
-        rec.probability = round(probability, 6)
-        rec.threshold = predictor.threshold
-        rec.label = LABEL_POSITIVE if probability >= predictor.threshold else LABEL_NEGATIVE
-        rec.model_version = predictor.version
-        rec.worker = self.s.name
-        rec.error = None
-        rec.cached = cached
-        if self.queue.finish(job.entry_id, rec):
-            self.processed += 1
-            worker_metrics.prediction(rec.label, rec.finished_at - rec.created_at)
+        """Write a batch's results (one round trip) and count them."""
+        for job, probability in results:
+            rec = job.record
+            rec.probability = round(probability, 6)
+            rec.threshold = predictor.threshold
+            rec.label = LABEL_POSITIVE if probability >= predictor.threshold else LABEL_NEGATIVE
+            rec.model_version = predictor.version
+            rec.worker = self.s.name
+            rec.error = None
+            rec.cached = cached
+        written = self.queue.finish_batch([(job.entry_id, job.record) for job, _ in results])
+        for (job, _), wrote in zip(results, written, strict=True):
+            if wrote:
+                self.processed += 1
+                rec = job.record
+                worker_metrics.prediction(rec.label, rec.finished_at - rec.created_at)
 
     def _failed(self, job: Job, kind: str, reason: str) -> None:
         """Retry later, or give up for good once the attempts are spent."""

@@ -1,16 +1,15 @@
 """Loading a published model version for serving, behind one small interface.
 
 The worker only needs ``predict(batch) -> probabilities`` plus the card's facts (version,
-threshold, input size). The runtime is chosen by ``INFERENCE_BACKEND``:
+threshold, input size). The runtime (model/runtimes.py) is chosen by ``INFERENCE_BACKEND``:
 
 ==================  ======================================================================
 ``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch
 ``onnx``            onnxruntime, fp32, from a one-off ONNX export of the Keras model
-``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays):
-                    the default, the fastest measured on the 2-core AVX2 host within the
-                    AUC budget (PERFORMANCE.md)
+``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays)
 ``openvino``        OpenVINO, fp32, from the same ONNX export
-``openvino-int8``   OpenVINO, the same int8 QDQ file
+``openvino-int8``   OpenVINO, the same int8 QDQ file: the default, the fastest measured on
+                    the 2-core AVX2 host within the AUC budget (PERFORMANCE.md)
 ==================  ======================================================================
 
 Exports are made once per model version in a child process (:mod:`model.export`) and kept
@@ -22,7 +21,6 @@ the fp32 export of the same runtime; an export that fails -> keras.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import importlib.util
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.runtimes import OpenVinoRunner, keras_runner, onnxruntime_runner
 from model.store import CARD_FILE, MODEL_FILE
 
 log = logging.getLogger("model.predictor")
@@ -55,8 +54,13 @@ class Predictor:
     backend: str
     _fn: object = field(repr=False, default=None)
 
+    @property
+    def concurrency(self) -> int:
+        """How many ``predict`` calls may usefully run at once (one per inference stream)."""
+        return int(getattr(self._fn, "concurrency", 1))
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities of pneumonia, one per image, as float32 in [0, 1]."""
+        """Probabilities of pneumonia, one per image, as float32 in [0, 1]. Thread-safe."""
         out = np.asarray(self._fn(batch), dtype=np.float32).reshape(len(batch), -1)
         return out[:, 0]
 
@@ -64,64 +68,6 @@ class Predictor:
 def host_threads() -> int:
     """CPU cores this process may run on (cgroup/affinity aware, unlike os.cpu_count)."""
     return len(os.sched_getaffinity(0))
-
-
-def _keras_fn(model_path: Path, max_batch: int, threads: int):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    with contextlib.suppress(RuntimeError):  # already set once TF has started
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = keras.saving.load_model(model_path, compile=False)
-
-    def run(batch: np.ndarray):
-        # Pad to a fixed batch so the traced graph is reused for every batch size.
-        n = len(batch)
-        size = max(max_batch, n)
-        if n < size:
-            pad = np.zeros((size - n, *batch.shape[1:]), dtype=batch.dtype)
-            batch = np.concatenate([batch, pad])
-        return np.asarray(model.predict_on_batch(batch))[:n]
-
-    return run
-
-
-def onnxruntime_fn(onnx_path: Path, threads: int):
-    """An onnxruntime CPU session: all graph optimisations, one pool of ``threads``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No busy-waiting between runs: the decode threads need those cores in the meantime.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: np.ascontiguousarray(batch, np.float32)})[0]
-
-
-def openvino_fn(onnx_path: Path, threads: int):
-    """An OpenVINO CPU compiled model (dynamic batch), tuned for latency on ``threads``."""
-    import openvino as ov
-
-    core = ov.Core()
-    core.set_property({"CACHE_DIR": str(onnx_path.parent / "openvino-cache")})
-    compiled = core.compile_model(
-        str(onnx_path),
-        "CPU",
-        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
-    )
-    request = compiled.create_infer_request()
-
-    def run(batch: np.ndarray):
-        request.infer({0: np.ascontiguousarray(batch, np.float32)})
-        return request.get_output_tensor(0).data.copy()
-
-    return run
 
 
 def _digest(path: Path) -> str:
@@ -173,7 +119,7 @@ def resolve_backend(backend: str) -> str:
     return resolve_backend(fallback)
 
 
-def _compiled_fn(model_dir, card, size, backend, threads, cache_dir, calibration_data):
+def _compiled_fn(model_dir, card, size, backend, threads, max_batch, cache_dir, calibration_data):
     """(fn, backend actually used) for an onnx*/openvino* backend, with its fallbacks."""
     out = compiled_dir(model_dir, str(card["version"]), cache_dir)
     int8 = backend.endswith("-int8")
@@ -185,8 +131,9 @@ def _compiled_fn(model_dir, card, size, backend, threads, cache_dir, calibration
         fp32 = backend.removesuffix("-int8")
         log.warning("int8 model unavailable (%s): serving %s (fp32) instead", exc, fp32)
         path, backend = ensure_export(model_dir, out, size, False, None), fp32
-    make = openvino_fn if backend.startswith("openvino") else onnxruntime_fn
-    return make(path, threads), backend
+    if backend.startswith("openvino"):
+        return OpenVinoRunner(path, threads, max_batch), backend
+    return onnxruntime_runner(path, threads), backend
 
 
 def load_predictor(
@@ -210,7 +157,7 @@ def load_predictor(
     if backend != "keras" and size:
         try:
             fn, backend = _compiled_fn(
-                model_dir, card, size, backend, threads, cache_dir, calibration_data
+                model_dir, card, size, backend, threads, max_batch, cache_dir, calibration_data
             )
         except Exception as exc:
             log.error("%s backend failed (%s): falling back to keras", backend, exc)
@@ -219,7 +166,7 @@ def load_predictor(
         log.warning("card of %s has no input_size: serving with keras", card.get("version"))
         backend = "keras"
     if fn is None:
-        fn = _keras_fn(model_dir / MODEL_FILE, max_batch, threads)
+        fn = keras_runner(model_dir / MODEL_FILE, max_batch, threads)
     if not size:
         size = int(_keras_input_size(model_dir))
     predictor = Predictor(
@@ -230,7 +177,8 @@ def load_predictor(
         backend=backend,
         _fn=fn,
     )
-    predictor.predict(np.zeros((1, size, size, 3), np.float32))  # warm up: trace/compile now
+    for n in sorted({1, max_batch}):  # warm up now: trace / compile, both OpenVINO paths
+        predictor.predict(np.zeros((n, size, size, 3), np.float32))
     return predictor
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -42,6 +43,21 @@ def test_int8_stays_close_and_keeps_a_float_output(tiny_model_dir, cache, batch,
     probs = got.predict(batch)
     assert np.abs(probs - ref).max() < 0.05
     assert len(set(np.round(probs, 6))) > 1, "the head must stay fp32 (no 1/255 output steps)"
+
+
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+def test_the_same_probabilities_however_a_batch_is_run(tiny_model_dir, cache, batch, backend):
+    """A lone image (every core), a batch split over lanes and batches in flight at once
+    give the same answer: a doctor's result does not depend on how busy the worker was."""
+    pytest.importorskip("openvino")
+    p = load_predictor(tiny_model_dir, backend, max_batch=4, threads=2, cache_dir=cache)
+    assert p.concurrency == 2
+    alone = np.concatenate([p.predict(batch[i : i + 1]) for i in range(len(batch))])
+    np.testing.assert_allclose(p.predict(batch), alone, atol=1e-6)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(p.predict, [batch] * 8))
+    for probs in together:
+        np.testing.assert_allclose(probs, alone, atol=1e-6)
 
 
 def test_exports_are_made_once_per_model_file(tiny_model_dir, cache, monkeypatch):
