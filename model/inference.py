@@ -8,7 +8,7 @@ Pipelined for throughput: batches predict in inference threads while the next ba
 from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay off the
 model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps quality:
 model/predictor.py) says how many batches may predict at once (``Predictor.concurrency``: one
-per inference stream, model/runtimes.py); the worker keeps that many in flight, so a stream
+per inference lane, model/runtimes.py); the worker keeps that many in flight, so a lane
 that finishes early takes the next batch instead of waiting for the others.
 
 Reliability, in the manner of rq's worker:
@@ -290,7 +290,7 @@ class Worker:
         return predictor, jobs, [self._pool.submit(preprocess.prepare, j.image, size) for j in jobs]
 
     def launch(self, predictor: Predictor, jobs: list[Job], futures) -> tuple | None:
-        """Wait for the decoded pixels, then start predicting them in the inference thread."""
+        """Wait for the decoded pixels, then start predicting them in an inference thread."""
         ready = []
         for job, fut in zip(jobs, futures, strict=True):
             try:

@@ -38,8 +38,8 @@ class WorkerSettings:
     batch_wait_ms: int = field(default_factory=lambda: _env("BATCH_WAIT_MS", 10))
     # How long one blocking read waits when idle (bounds the SIGTERM reaction time too).
     block_ms: int = field(default_factory=lambda: _env("BLOCK_MS", 1000))
-    # A job pending this long belongs to a worker presumed dead; must exceed two batches' time
-    # (a batch waits in flight while the next one is collected and decoded).
+    # A job pending this long belongs to a worker presumed dead; must exceed the time of every
+    # batch a worker holds at once (Predictor.concurrency in flight, one more being decoded).
     claim_idle_ms: int = field(default_factory=lambda: _env("CLAIM_IDLE_MS", 60_000))
     max_attempts: int = field(default_factory=lambda: _env("MAX_ATTEMPTS", 3))
     heartbeat_seconds: float = field(default_factory=lambda: _env("HEARTBEAT_SECONDS", 5.0))
