@@ -272,14 +272,6 @@ class Worker:
             entries += more
         return entries
 
-    def process(self, entries: list[tuple[str, str]]) -> None:
-        """One batch start to finish: prepare, predict in one call, write results."""
-        prepared = self.prepare(entries)
-        launched = self.launch(*prepared) if prepared else None
-        if launched:
-            self._inflight.append(launched)
-        self.drain(keep=0)
-
     def prepare(self, entries: list[tuple[str, str]]):
         """Admit the jobs and start decoding them in the pool; (predictor, jobs, futures)."""
         predictor = self.predictor
