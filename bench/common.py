@@ -77,8 +77,8 @@ def build_production_model(size: int = SIZE):
 
     keras.utils.set_random_seed(0)
     try:
-        from model.build import build_model
-    except ImportError:  # model/build.py not merged yet: the same network, inline
+        from model.training.build import build_model
+    except ImportError:  # model/training/build.py not merged yet: the same network, inline
         return _inline_model(size)
     return build_model(size, weights=None, augment=0)[0]
 

@@ -50,8 +50,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import common
-from model.predictor import load_predictor
-from model.settings import WorkerSettings
+from model.serving.predictor import load_predictor
+from model.serving.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
 from pneumonia_api.protocol import JobQueue
 from tests.processes import api_argv

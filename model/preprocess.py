@@ -1,9 +1,9 @@
 """Pixel preparation: the one place an X-ray becomes a model input.
 
-Training (model.data) and serving (model.inference) both call :func:`prepare`, so the tensor a
-model sees in production is, bit for bit, the tensor it learnt from. Intensity scaling is
-*not* done here: each model carries its own ``Rescaling`` layer, so a model file is
-self-describing and serving cannot apply the wrong normalisation.
+Training (model.training.data) and serving (model.inference) both call :func:`prepare`, so
+the tensor a model sees in production is, bit for bit, the tensor it learnt from. Intensity
+scaling is *not* done here: each model carries its own ``Rescaling`` layer, so a model file
+is self-describing and serving cannot apply the wrong normalisation.
 
 Decisions, and why:
 - Greyscale first, then three equal channels: the Kermany images are grey (some saved as RGB)

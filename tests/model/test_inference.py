@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from model.inference import Worker
-from model.settings import WorkerSettings
+from model.serving.settings import WorkerSettings
 from pneumonia_api.protocol import GROUP, JobQueue, Prediction, new_id
 from tests.api.conftest import png_bytes
 from tests.support import build_tiny_model, wait_until

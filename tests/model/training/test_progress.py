@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.progress import GAUGES, ProgressCallback, Reporter
+from model.training.progress import GAUGES, ProgressCallback, Reporter
 from pneumonia_api.protocol import JobQueue
 from tests.support import free_port
 

@@ -1,4 +1,4 @@
-"""The inference runtimes behind :class:`model.predictor.Predictor`: ``run(batch) -> outputs``.
+"""Inference runtimes behind :class:`model.serving.predictor.Predictor`: ``run(batch) -> outputs``.
 
 Each constructor takes a model file and the cores to use, and returns a callable that maps a
 float32 batch (n, size, size, 3) to the model's raw outputs. ``concurrency`` on the callable
