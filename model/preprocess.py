@@ -70,12 +70,3 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
 def prepare(data: bytes, size: int) -> np.ndarray:
     """Bytes of a PNG/JPEG to the (size, size, 3) float32 array the model takes."""
     return to_array(decode(data, min_side=2 * size), size)
-
-
-def prepare_batch(images: list[bytes], size: int) -> np.ndarray:
-    """Several images to one (n, size, size, 3) batch."""
-    return (
-        np.stack([prepare(b, size) for b in images])
-        if images
-        else np.zeros((0, size, size, 3), np.float32)
-    )
