@@ -40,7 +40,7 @@ log = logging.getLogger("model.serving.predictor")
 BACKENDS = ("keras", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # openvino-int8, not the slightly faster onnx-int8: on the current local model onnxruntime's
 # int8 lost 0.0034 validation AUC against fp32 (limit 0.003), OpenVINO's int8 0.0012
-# (tests/model/test_quality.py). Quality first, then speed.
+# (tests/model/serving/test_quality.py). Quality first, then speed.
 DEFAULT_BACKEND = "openvino-int8"
 _RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
