@@ -50,10 +50,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import common
+from jobs.queue import JobQueue
 from model.predictor import load_predictor
 from model.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
-from pneumonia_api.protocol import JobQueue
 from tests.processes import api_argv
 from tests.stack import nginx_argv, render_tls_nginx, wait_for_https
 from tests.support import free_port, python, start, stop, wait_for_http, wait_until
