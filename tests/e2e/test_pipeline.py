@@ -13,9 +13,11 @@ import pytest
 import redis
 import requests
 
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, result, wait_ready
+from devstack.processes import wait_until
+from devstack.worker import Workers
 from pneumonia_api.protocol import GROUP, JobQueue
-from tests.processes import AUTH, ApiServer, Workers, post, result, wait_ready
-from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

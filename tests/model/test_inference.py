@@ -7,11 +7,12 @@ import threading
 import pytest
 import redis
 
+from devstack.processes import wait_until
+from devstack.tiny_model import build_tiny_model
 from model.inference import Worker
 from model.settings import WorkerSettings
 from pneumonia_api.protocol import GROUP, JobQueue, Prediction, new_id
 from tests.api.conftest import png_bytes
-from tests.support import build_tiny_model, wait_until
 
 
 def settings(redis_url, store_root, **kw) -> WorkerSettings:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.support import free_port, python, start, stop, wait_for_http
+from devstack.processes import free_port, python, start, stop, wait_for_http
 
 TEST_PASSWORD = "correct horse battery"
 # Nothing listens here: the UI must answer "service unavailable" cleanly.
