@@ -13,11 +13,13 @@ import pytest
 import redis
 import requests
 
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, result, wait_ready
+from devstack.processes import wait_until
+from devstack.worker import Workers
 from jobs.keys import GROUP
 from jobs.queue import JobQueue
 from jobs.registry import WorkerRegistry
-from tests.processes import AUTH, ApiServer, Workers, post, result, wait_ready
-from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

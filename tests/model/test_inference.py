@@ -7,6 +7,8 @@ import threading
 import pytest
 import redis
 
+from devstack.processes import wait_until
+from devstack.tiny_model import build_tiny_model
 from jobs.keys import GROUP
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
@@ -15,7 +17,6 @@ from jobs.registry import WorkerRegistry
 from model.inference import Worker
 from model.settings import WorkerSettings
 from tests.api.conftest import png_bytes
-from tests.support import build_tiny_model, wait_until
 
 
 def settings(redis_url, store_root, **kw) -> WorkerSettings:

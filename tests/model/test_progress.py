@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from devstack.processes import free_port
 from jobs.training import TrainingProgress
 from model.progress import GAUGES, ProgressCallback, Reporter
-from tests.support import free_port
 
 
 def test_progress_goes_to_redis(redis_client, redis_url):

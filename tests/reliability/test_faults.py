@@ -14,17 +14,11 @@ import time
 import pytest
 import requests
 
-from tests.processes import (
-    AUTH,
-    ApiServer,
-    RedisServer,
-    Workers,
-    post,
-    post_file,
-    result,
-    wait_ready,
-)
-from tests.support import wait_until
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, post_file, result, wait_ready
+from devstack.processes import wait_until
+from devstack.redis_server import RedisServer
+from devstack.worker import Workers
 
 from . import results
 
