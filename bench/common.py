@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from devstack.settings import ROOT, TRAIN_224
+
 OUT_DIR = ROOT / "var" / "bench"
-SHARED_DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
 SIZE = 224  # the production input size
 
 
@@ -76,26 +76,9 @@ def build_production_model(size: int = SIZE):
     import keras
 
     keras.utils.set_random_seed(0)
-    try:
-        from model.training.build import build_model
-    except ImportError:  # model/training/build.py not merged yet: the same network, inline
-        return _inline_model(size)
+    from model.training.build import build_model
+
     return build_model(size, weights=None, augment=0)[0]
-
-
-def _inline_model(size: int):
-    import keras
-
-    inputs = keras.Input((size, size, 3), name="xray")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    for _ in range(2):
-        x = keras.layers.Dense(256, use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.ReLU()(x)
-        x = keras.layers.Dropout(0.3)(x)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
 
 
 def model_gflop(model) -> float:
@@ -132,7 +115,7 @@ def real_xrays(size: int, n: int) -> np.ndarray:
     """``n`` real X-rays at ``size`` px through model.preprocess (random pixels if absent)."""
     from model import preprocess
 
-    files = sorted((SHARED_DATA / "chest_xray_224" / "train").glob("*/*.jp*g"))[::37][:n]
+    files = sorted(TRAIN_224.glob("*/*.jp*g"))[::37][:n]
     if len(files) < n:
         rng = np.random.default_rng(0)
         return rng.integers(0, 256, (n, size, size, 3)).astype(np.float32)

@@ -40,16 +40,18 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from jobs.model import ServedModel
+from jobs.queue import JobQueue
+from jobs.record import FINAL, Label, Prediction
+from jobs.registry import WorkerRegistry
 from model import preprocess
 from model.serving import metrics
 from model.serving.predictor import Predictor, host_threads, load_predictor
 from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
-from pneumonia_api.protocol import FINAL, JobQueue, Prediction
 
 log = logging.getLogger("model.inference")
 
-LABEL_POSITIVE, LABEL_NEGATIVE = "Pneumonia", "Normal"
 # Shown to the doctor beside the file name. The API checks only an upload's structure (it does
 # not decode pixels twice: pneumonia_api/images.py), so this is where damage inside the
 # compressed pixels shows up. Decoding is deterministic: such a job fails at once, no retries.
@@ -79,6 +81,8 @@ class Worker:
             health_check_interval=30,
         )
         self.queue = JobQueue(self.r, prefix=settings.redis_prefix)
+        self.registry = WorkerRegistry(self.r, prefix=settings.redis_prefix)
+        self.served = ServedModel(self.r, prefix=settings.redis_prefix)
         self.store = open_store(settings.model_store, settings.model_cache_dir)
         self.predictor: Predictor | None = None
         self.state, self.detail = "no-model", "no model loaded yet"
@@ -175,7 +179,7 @@ class Worker:
             "backend": self.predictor.backend if self.predictor else "",
         }
         with contextlib.suppress(redis.RedisError):
-            self.queue.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
+            self.registry.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
         metrics.heartbeat()
 
     # --- the model -------------------------------------------------------------------------
@@ -237,7 +241,7 @@ class Worker:
         self.state_detail("ready", f"serving {version}")
         metrics.model_loaded(version, seconds)
         with contextlib.suppress(redis.RedisError):
-            self.queue.publish_model(predictor.card)
+            self.served.publish(predictor.card)
         log.info(
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
@@ -369,7 +373,9 @@ class Worker:
             rec = job.record
             rec.probability = round(probability, 6)
             rec.threshold = predictor.threshold
-            rec.label = LABEL_POSITIVE if probability >= predictor.threshold else LABEL_NEGATIVE
+            rec.label = (
+                Label.PNEUMONIA if probability >= predictor.threshold else Label.NORMAL
+            ).value
             rec.model_version = predictor.version
             rec.worker = self.s.name
             rec.error = None

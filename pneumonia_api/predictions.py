@@ -6,17 +6,17 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from jobs.record import LABELS, Prediction, new_id
+
 from . import images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
-from .jobstore import get_queue
-from .protocol import Prediction, new_id
+from .jobstore import get_queue, live_workers, served_model, training
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 bp.before_request(require_token)
 
 _UPLOADER = re.compile(r"[^A-Za-z0-9._@-]")
-LABELS = ("Pneumonia", "Normal")
 
 
 def _links(pid: str) -> dict:
@@ -58,7 +58,7 @@ def create_predictions():
             metrics.rejected(exc.code)
             raise
     queue = get_queue()
-    served = queue.model_card() or {}
+    served = served_model().card() or {}
     uploader = _uploader()
     out = []
     for name, image, size in accepted:
@@ -175,11 +175,10 @@ def list_predictions():
 @bp.get("/model")
 def model_info():
     """The card of the model the workers serve, training progress and live workers."""
-    queue = get_queue()
     return jsonify(
         {
-            "card": queue.model_card(),
-            "training": queue.training(),
-            "workers": queue.workers(current_app.config["WORKER_STALE_SECONDS"]),
+            "card": served_model().card(),
+            "training": training().get(),
+            "workers": live_workers(),
         }
     )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
+from jobs.record import LABELS
 from pneumonia_web import users
 from pneumonia_web.api_client import get_api
 from pneumonia_web.auth import is_htmx
 
 bp = Blueprint("worklist", __name__)
-
-LABELS = ("Pneumonia", "Normal")
 
 
 def _filters() -> dict:

@@ -6,6 +6,8 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from jobs.record import LABELS
+
 INFERENCE = Histogram(
     "pneumonia_worker_inference_duration_seconds",
     "Time of one batched model call",
@@ -22,9 +24,9 @@ JOB_LATENCY = Histogram(
     "Upload to result, for jobs this worker finished",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
-# Known labels (model.inference.LABEL_*, the failure kinds) exported at 0 from the start:
+# Known labels (jobs.record.LABELS, the failure kinds) exported at 0 from the start:
 # dashboards and ratios then read 0 rather than "No data".
-for _label in ("Pneumonia", "Normal"):
+for _label in LABELS:
     PREDICTIONS.labels(_label)
 for _reason in ("preprocess", "inference", "max_attempts", "image_expired"):
     FAILURES.labels(_reason)

@@ -1,7 +1,7 @@
 """Training progress, for people watching: Redis (``/readyz``, the UI) and Prometheus.
 
 - ``REDIS_URL`` set: progress goes to the training hash through
-  :meth:`pneumonia_api.protocol.JobQueue.set_training` (the one module that spells keys).
+  :class:`jobs.training.TrainingProgress` (the job contract spells the keys).
 - ``TRAINING_METRICS_TEXTFILE`` set: gauges are written there in Prometheus text format,
   atomically (temp file + rename), for node_exporter's textfile collector on the GPU box.
 
@@ -67,14 +67,14 @@ class Reporter:
         if self._queue is None:
             import redis
 
-            from pneumonia_api.protocol import JobQueue
+            from jobs.training import TrainingProgress
 
             client = redis.Redis.from_url(
                 self.redis_url, socket_timeout=2, socket_connect_timeout=2
             )
-            self._queue = JobQueue(client)
+            self._queue = TrainingProgress(client)
         public = ("phase", "epoch", "epochs", "ratio", "message", "eta_seconds", "updated_at")
-        self._queue.set_training({k: self.state[k] for k in public if k in self.state})
+        self._queue.set({k: self.state[k] for k in public if k in self.state})
 
     def _write_textfile(self) -> None:
         lines = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
+from jobs.queue import JobQueue
 from pneumonia_api import create_app
-from pneumonia_api.protocol import JobQueue
 
 from .conftest import TOKEN, jpeg_bytes, png_bytes, upload
 

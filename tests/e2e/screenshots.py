@@ -14,9 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from devstack.settings import FULLRES, ROOT
+from devstack.stack import LocalStack
+from devstack.tiny_model import build_tiny_model
 from tests.e2e.browser import browser_page, drop_files, log_in
-from tests.stack import LocalStack
-from tests.support import FULLRES, ROOT, build_tiny_model
 
 PASSWORD = "screenshot password"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.stack import LocalStack
 from tests.e2e.browser import browser_page, chromium_path, drop_files, log_in
-from tests.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
 

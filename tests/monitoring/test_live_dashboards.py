@@ -1,6 +1,6 @@
 """Live: the whole local stack with Prometheus, real traffic, then every panel's PromQL.
 
-Real processes on free loopback ports (tests/stack.py): redis-server, the API under gunicorn
+Real processes on free loopback ports (devstack/stack.py): redis-server, the API under gunicorn
 (2 workers, multiprocess metrics), an inference worker with a tiny model, the UI under gunicorn
 (2 workers, multiprocess metrics), nginx with the product's config (stub_status for the
 monitoring address); plus the nginx exporter, redis_exporter, node_exporter with the trainer's
@@ -24,11 +24,11 @@ import requests
 import yaml
 from PIL import Image
 
+from devstack.client import post, post_file, result
+from devstack.processes import free_port, start, stop, wait_for_http, wait_until
+from devstack.stack import LocalStack
 from scripts.render_prometheus import render
 from tests.monitoring.support import DASHBOARDS, RULE_FILES, binary, fill, load, panels, tier
-from tests.processes import post, post_file, result
-from tests.stack import LocalStack
-from tests.support import free_port, start, stop, wait_for_http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 

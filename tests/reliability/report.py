@@ -9,7 +9,7 @@ import json
 import platform
 import sys
 
-from tests.support import ROOT
+from devstack.settings import ROOT
 
 from .results import RESULTS
 

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.support import ROOT
+from devstack.settings import ROOT
 
 RESULTS = ROOT / "var" / "reliability" / "results.json"
 _figures: dict[str, dict] = {}

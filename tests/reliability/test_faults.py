@@ -14,17 +14,11 @@ import time
 import pytest
 import requests
 
-from tests.processes import (
-    AUTH,
-    ApiServer,
-    RedisServer,
-    Workers,
-    post,
-    post_file,
-    result,
-    wait_ready,
-)
-from tests.support import wait_until
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, post_file, result, wait_ready
+from devstack.processes import wait_until
+from devstack.redis_server import RedisServer
+from devstack.worker import Workers
 
 from . import results
 
@@ -150,7 +144,8 @@ def test_gunicorn_worker_killed_during_uploads_loses_nothing(stack, fullres_xray
 def test_inference_worker_killed_mid_batch_loses_nothing(stack, own_redis, fullres_xrays):
     import redis as redis_lib
 
-    from pneumonia_api.protocol import GROUP, JobQueue
+    from jobs.keys import GROUP
+    from jobs.queue import JobQueue
 
     api, workers = stack
     queue = JobQueue(redis_lib.Redis.from_url(own_redis.url))
@@ -184,7 +179,7 @@ def test_poison_image_fails_cleanly_and_the_worker_keeps_serving(stack, own_redi
     """An image that passed the API but breaks preprocessing (stored bytes corrupted)."""
     import redis as redis_lib
 
-    from pneumonia_api.protocol import JobQueue
+    from jobs.queue import JobQueue
 
     api, workers = stack
     items = [post(api.url, f) for f in fullres_xrays[:4]]

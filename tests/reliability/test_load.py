@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.processes import AUTH, ApiServer, Workers, wait_ready
-from tests.support import wait_until
+from devstack.api import AUTH, ApiServer
+from devstack.client import wait_ready
+from devstack.processes import wait_until
+from devstack.worker import Workers
 
 from . import load, results
 

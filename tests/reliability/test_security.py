@@ -11,10 +11,13 @@ import pytest
 import redis
 import requests
 
+from devstack.api import AUTH, ApiServer
+from devstack.client import result, wait_ready
+from devstack.redis_server import RedisServer
+from devstack.settings import ROOT
+from devstack.worker import Workers
 from pneumonia_api import create_app
 from tests.api.dicom_factory import PATIENT_ID, PATIENT_NAME, dicom_bytes
-from tests.processes import AUTH, ApiServer, RedisServer, Workers, result, wait_ready
-from tests.support import ROOT
 
 from . import results
 

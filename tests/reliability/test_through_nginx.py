@@ -13,10 +13,10 @@ import time
 import pytest
 import requests
 
+from devstack.api import AUTH
+from devstack.processes import wait_until
+from devstack.stack import LocalStack
 from pneumonia_web import create_app as create_web_app
-from tests.processes import AUTH
-from tests.stack import LocalStack
-from tests.support import wait_until
 
 from . import load, results
 

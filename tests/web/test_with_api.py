@@ -12,7 +12,9 @@ import re
 import pytest
 import redis
 
-from pneumonia_api.protocol import JobQueue
+from jobs.model import ServedModel
+from jobs.queue import JobQueue
+from jobs.training import TrainingProgress
 from tests.web.conftest import AuthActions, csrf_token, web_config
 
 pytestmark = pytest.mark.e2e
@@ -55,10 +57,10 @@ def finish(queue, pid, label="Pneumonia", probability=0.87):
     queue.ensure_group()  # the Redis was emptied for this test, group included
     (entry, job_id), *_ = queue.read("test-worker", count=100, block_ms=100)
     assert job_id == pid
-    record = queue.start(pid, "test-worker")
+    [record] = queue.start_batch([pid], "test-worker")
     record.label, record.probability = label, probability
     record.threshold, record.model_version = 0.5, "tiny-1"
-    queue.finish(entry, record)
+    queue.finish_batch([(entry, record)])
 
 
 def test_upload_gives_a_polling_card_then_a_final_one(alice, queue, fullres_xrays):
@@ -157,7 +159,7 @@ def test_worklist_htmx_gets_only_the_table(alice, fullres_xrays):
 
 def test_model_page_without_and_with_a_card(alice, queue):
     assert "No model is serving yet" in alice.get("/model").get_data(as_text=True)
-    queue.publish_model(
+    ServedModel(queue.r).publish(
         {
             "name": "ResNet50 pneumonia classifier",
             "version": "v7",
@@ -180,7 +182,7 @@ def test_model_page_without_and_with_a_card(alice, queue):
             },
         }
     )
-    queue.set_training(
+    TrainingProgress(queue.r).set(
         {"phase": "fine-tune", "epoch": 2, "epochs": 5, "ratio": 0.4, "eta_seconds": 300}
     )
     html = alice.get("/model").get_data(as_text=True)

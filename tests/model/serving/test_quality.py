@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devstack.settings import ROOT, SHARED_DATA
 from model import preprocess
 from model.serving.predictor import load_predictor
 from model.store import LocalStore, StoreError
-from tests.support import ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow
 from model.serving.predictor import DEFAULT_BACKEND  # noqa: E402

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from devstack.processes import free_port
+from jobs.training import TrainingProgress
 from model.training.progress import GAUGES, ProgressCallback, Reporter
-from pneumonia_api.protocol import JobQueue
-from tests.support import free_port
 
 
 def test_progress_goes_to_redis(redis_client, redis_url):
     reporter = Reporter(redis_url=redis_url, textfile="")
     reporter.update(phase="training", epoch=2, epochs=10, ratio=0.2, message="epoch 2/10")
-    got = JobQueue(redis_client).training()
+    got = TrainingProgress(redis_client).get()
     assert got["phase"] == "training" and got["epoch"] == "2" and got["ratio"] == "0.2"
     assert got["message"] == "epoch 2/10"
 

@@ -1,9 +1,8 @@
-"""Helpers for tests that run real processes: free ports, waiting, a tiny model."""
+"""Plumbing for real processes: free ports, start and stop a process group, wait until ready."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -14,10 +13,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
-FULLRES = SHARED_DATA / "chest_xray_fullres_sample"
-TRAIN_224 = SHARED_DATA / "chest_xray_224" / "train"
+from devstack.settings import ROOT
 
 
 def free_port() -> int:
@@ -28,7 +24,7 @@ def free_port() -> int:
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    """Poll ``predicate`` until it returns a truthy value; TimeoutError after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while time.monotonic() < deadline:
@@ -43,8 +39,10 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
 
 
 def wait_for_http(url: str, timeout: float = 30.0) -> None:
+    """Until ``url`` answers anything but a 5xx (the server is up, whatever its state)."""
     wait_until(
-        lambda: requests.get(url, timeout=2, verify=False).status_code < 500,
+        # liveness only, on loopback: nginx's certificate is checked by wait_for_https
+        lambda: requests.get(url, timeout=2, verify=False).status_code < 500,  # noqa: S501
         timeout=timeout,
         what=url,
     )
@@ -79,45 +77,5 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20.
 
 
 def python() -> str:
+    """This interpreter: services start in the same virtualenv as whoever starts them."""
     return sys.executable
-
-
-def build_tiny_model(
-    out_dir: Path,
-    size: int = 32,
-    version: str = "tiny-1",
-    threshold: float = 0.5,
-    bias: float = 0.0,
-) -> Path:
-    """A small real Keras model with a complete card, saved as a store version directory.
-
-    Built like the production model (Rescaling inside, sigmoid output) but tiny, so worker
-    tests run in seconds. ``bias`` shifts the output, to tell two versions apart.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(
-        1, activation="sigmoid", bias_initializer=keras.initializers.Constant(bias)
-    )(x)
-    model = keras.Model(inputs, outputs, name="tiny_cnn")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / "model.keras")
-    card = {
-        "name": "tiny test model",
-        "version": version,
-        "architecture": "tiny CNN (tests only)",
-        "input_size": size,
-        "preprocessing": "model.preprocess.prepare: greyscale, square resize, 3 channels, 0..255",
-        "weights": "random",
-        "threshold": threshold,
-        "training_data": {"name": "none", "credit": "none"},
-        "metrics": {},
-    }
-    (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
-    return out_dir
