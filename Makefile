@@ -44,7 +44,7 @@ format: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 model: venv ## train, evaluate and publish the local ResNet50 (about 20 minutes on 2 cores)
-	$(PY) -m model.train --data $(DATA) --publish var/models
+	$(PY) -m model.train --recipe local-cpu --data $(DATA) --publish var/models
 
 bench: system venv ## benchmarks: inference backends and the full pipeline
 	$(PY) -m bench.inference

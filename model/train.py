@@ -15,88 +15,99 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from model.training.config import TrainConfig
+from model.training.config import RECIPES, TrainConfig
 
 DEFAULT = TrainConfig()
 
 
-def parser() -> argparse.ArgumentParser:
-    """The options, one per :class:`TrainConfig` field, with its defaults."""
+def parser(base: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
+    """The options, one per :class:`TrainConfig` field, defaulting to ``base``'s recipe."""
     p = argparse.ArgumentParser(
         prog="python -m model.train", description="Train, evaluate and publish the ResNet50."
     )
     add = p.add_argument
     add(
+        "--recipe",
+        choices=list(RECIPES),
+        default=base.recipe,
+        help="named defaults: local-cpu (make model) or gpu (the GPU box); options given win",
+    )
+    add(
+        "--allow-cpu",
+        action="store_true",
+        help="run a recipe that needs a GPU on the CPU anyway (deliberately)",
+    )
+    add(
         "--data",
-        default=DEFAULT.data,
+        default=base.data,
         help="Kermany-layout folder (default $PNEUMONIA_DATA or ../shared/data/chest_xray_224)",
     )
     add(
         "--weights",
-        default=DEFAULT.weights,
+        default=base.weights,
         help="imagenet | none | PATH to ResNet50 notop weights",
     )
-    add("--img-size", type=int, default=DEFAULT.img_size)
+    add("--img-size", type=int, default=base.img_size)
     add(
         "--epochs",
         type=int,
-        default=DEFAULT.epochs,
+        default=base.epochs,
         help="epochs (fine-tuning epochs when pretrained)",
     )
     add(
         "--head-epochs",
         type=int,
-        default=DEFAULT.head_epochs,
+        default=base.head_epochs,
         help="pretrained only: epochs training the head alone",
     )
-    add("--fine-tune-layers", type=int, default=DEFAULT.fine_tune_layers)
-    add("--batch-size", type=int, default=DEFAULT.batch_size)
+    add("--fine-tune-layers", type=int, default=base.fine_tune_layers)
+    add("--batch-size", type=int, default=base.batch_size)
     add(
         "--steps-per-epoch",
         type=int,
-        default=DEFAULT.steps_per_epoch,
+        default=base.steps_per_epoch,
         help="batches between validations (0 = one full pass over train)",
     )
     add(
         "--lr",
         type=float,
-        default=DEFAULT.lr,
+        default=base.lr,
         help="initial learning rate (default 1e-3 scratch, 1e-5 pretrained)",
     )
-    add("--head-lr", type=float, default=DEFAULT.head_lr)
+    add("--head-lr", type=float, default=base.head_lr)
     add(
         "--decay-steps",
         type=int,
-        default=DEFAULT.decay_steps,
+        default=base.decay_steps,
         help="learning-rate decay interval (default 10000 pretrained, 40 from scratch)",
     )
     add(
         "--decay-rate",
         type=float,
-        default=DEFAULT.decay_rate,
+        default=base.decay_rate,
         help="learning-rate decay factor (default 0.95 pretrained, 0.85 from scratch)",
     )
-    add("--augment", type=float, default=DEFAULT.augment, help="augmentation strength, 0 = off")
+    add("--augment", type=float, default=base.augment, help="augmentation strength, 0 = off")
     add(
         "--patience",
         type=int,
-        default=DEFAULT.patience,
+        default=base.patience,
         help="early stopping patience (epochs without better val AUC)",
     )
     add(
         "--max-minutes",
         type=float,
-        default=DEFAULT.max_minutes,
+        default=base.max_minutes,
         help="training time budget, 0 = none",
     )
-    add("--val-fraction", type=float, default=DEFAULT.val_fraction)
-    add("--test-fraction", type=float, default=DEFAULT.test_fraction)
-    add("--seed", type=int, default=DEFAULT.seed)
-    add("--target-sensitivity", type=float, default=DEFAULT.target_sensitivity)
+    add("--val-fraction", type=float, default=base.val_fraction)
+    add("--test-fraction", type=float, default=base.test_fraction)
+    add("--seed", type=int, default=base.seed)
+    add("--target-sensitivity", type=float, default=base.target_sensitivity)
     add(
         "--limit",
         type=int,
-        default=DEFAULT.limit,
+        default=base.limit,
         help="at most N images per class and split (smoke tests)",
     )
     add("--output", type=Path, default=None, help="output directory (default var/runs/<version>)")
@@ -109,25 +120,34 @@ def parser() -> argparse.ArgumentParser:
     add(
         "--verbose",
         type=int,
-        default=DEFAULT.verbose,
+        default=base.verbose,
         help="Keras progress: 1 bar, 2 one line per epoch",
     )
     return p
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
-    """Command-line options to the run's frozen configuration."""
-    return TrainConfig(**vars(parser().parse_args(argv)))
+    """Command-line options over the named recipe's defaults, frozen."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT.recipe)
+    base = TrainConfig.from_recipe(pre.parse_known_args(argv)[0].recipe)
+    return TrainConfig(needs_gpu=base.needs_gpu, **vars(parser(base).parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: 0 when a model is trained, 2 when there is no data to train on."""
+    """CLI entry point: 0 when a model is trained, 2 without data, 3 without a needed GPU."""
     config = parse_config(argv)
     from model.training.data import DataError
+    from model.training.devices import NoGPU, require_gpu
     from model.training.recipe import run
 
     try:
+        if config.needs_gpu and not config.allow_cpu:
+            print(f"training on {require_gpu()}", file=sys.stderr)
         out = run(config)
+    except NoGPU as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ elif [ ! -d "$data" ]; then
 else
   echo "No model yet: training one in the background from $data (about 20 minutes)."
   echo "Uploads are accepted now and complete once the model is published."
-  nice -n 5 python -m model.train --data "$data" --publish "$store" \
+  nice -n 5 python -m model.train --recipe local-cpu --data "$data" --publish "$store" \
     || echo "Training failed; see the messages above. Retry with: make model"
 fi
 exec sleep infinity

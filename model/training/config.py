@@ -23,6 +23,29 @@ class Schedule:
     decay_rate: float
 
 
+# Named recipes: the one source for `make model`, the ml box's training unit and the docs.
+# A recipe is a set of TrainConfig defaults; options given on the command line still win.
+RECIPES: dict[str, dict] = {
+    # From scratch, small input, a 17-minute budget: about 20 minutes on 2 CPU cores.
+    "local-cpu": {},
+    # ImageNet fine-tuning at 224 px on the GPU box: head first, then the last 15 layers;
+    # full passes, no time budget, early stopping decides (model/README.md).
+    "gpu": {
+        "weights": "imagenet",
+        "img_size": 224,
+        "head_epochs": 3,
+        "epochs": 30,
+        "fine_tune_layers": 15,
+        "steps_per_epoch": 0,
+        "augment": 1.0,
+        "max_minutes": 0.0,
+        "patience": 5,
+        "batch_size": 32,
+        "needs_gpu": True,
+    },
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every option of ``python -m model.train``; the defaults are the local CPU recipe.
@@ -55,6 +78,16 @@ class TrainConfig:
     version: str | None = None
     publish: str | None = None
     verbose: int = 1
+    recipe: str = "local-cpu"
+    needs_gpu: bool = False  # the recipe refuses to start on a CPU...
+    allow_cpu: bool = False  # ...unless the run is deliberately on one
+
+    @classmethod
+    def from_recipe(cls, name: str, **options) -> TrainConfig:
+        """The recipe's defaults, then ``options`` over them."""
+        if name not in RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        return cls(recipe=name, **{**RECIPES[name], **options})
 
     @cached_property
     def pretrained(self) -> bool:

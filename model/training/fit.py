@@ -3,8 +3,10 @@
 From scratch, everything trains in one phase. Pretrained, the base is frozen and the head
 trains first (``head_epochs`` at ``head_lr``), then the last ``fine_tune_layers`` layers of
 the base are unfrozen (BatchNorm kept frozen) and the model is recompiled and fine-tuned.
-On a GPU, mixed precision and XLA are switched on; on a CPU both stay off (XLA's CPU
-convolutions are slower than oneDNN's, and float16 does not speed up a CPU).
+On a GPU, mixed precision is switched on, and XLA too when the model has no augmentation
+layers (:func:`use_xla`); on a CPU both stay off (XLA's CPU convolutions are slower than
+oneDNN's, and float16 does not speed up a CPU). The saved model is float32 either way
+(:func:`model.training.results.save_for_serving`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,18 @@ def optimizer(schedule: Schedule):
     return keras.optimizers.Adam(decay)
 
 
-def compile_model(model, schedule: Schedule, gpu: bool) -> None:
+def use_xla(config: TrainConfig, gpu: bool) -> bool:
+    """XLA on a GPU, but never around the augmentation layers.
+
+    The random image transforms (rotation, translation, zoom) inside a compiled train step
+    are where XLA goes wrong: on an H200 under Keras 3/JAX, the gpu recipe with them compiled
+    in did not finish its first epoch in 7.5 minutes, and without them ran ~1400 images/s
+    (model/README.md). Without XLA, TensorFlow runs them as ordinary kernels.
+    """
+    return gpu and not config.augment
+
+
+def compile_model(model, schedule: Schedule, gpu: bool, xla: bool | None = None) -> None:
     """Binary cross-entropy, tracked by AUC, recall and precision (not accuracy)."""
     model.compile(
         optimizer=optimizer(schedule),
@@ -47,7 +60,7 @@ def compile_model(model, schedule: Schedule, gpu: bool) -> None:
             keras.metrics.Recall(name="recall"),
             keras.metrics.Precision(name="precision"),
         ],
-        jit_compile=gpu,
+        jit_compile=gpu if xla is None else xla,
     )
 
 
@@ -124,7 +137,7 @@ def fit(config: TrainConfig, reporter, pipelines, splits, gpu: bool):
     history, first = {}, 0
     if config.pretrained:
         freeze(base)
-        compile_model(model, config.head_schedule, gpu)
+        compile_model(model, config.head_schedule, gpu, use_xla(config, gpu))
         h = model.fit(
             train,
             epochs=config.head_epochs,
@@ -135,7 +148,7 @@ def fit(config: TrainConfig, reporter, pipelines, splits, gpu: bool):
         first = len(h.history.get("loss", []))
         n = unfreeze_top(base, config.fine_tune_layers)
         log.info("fine-tuning: %d layers of the base unfrozen (BatchNorm kept frozen)", n)
-    compile_model(model, config.schedule, gpu)
+    compile_model(model, config.schedule, gpu, use_xla(config, gpu))
     h = model.fit(
         train,
         epochs=first + config.epochs,

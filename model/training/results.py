@@ -9,6 +9,7 @@ import keras
 
 from model import card as model_card
 from model.training.config import TrainConfig
+from model.training.fit import use_xla
 
 
 def evaluate_splits(model, config: TrainConfig, splits, out_dir: Path) -> dict:
@@ -35,11 +36,35 @@ def evaluate_splits(model, config: TrainConfig, splits, out_dir: Path) -> dict:
 
 
 def save_for_serving(model, path: Path) -> Path:
-    """Architecture and weights only: Adam's two moments would triple the file (~290 MB)."""
-    serving = keras.Model.from_config(model.get_config())  # same graph, never compiled
+    """Architecture and weights only, in float32 whatever precision training used.
+
+    Only the weights, not Adam's two moments (they would triple the file, ~290 MB). Mixed
+    precision is a training decision: its float16 layer policies would otherwise survive in
+    the saved config, and CPU workers would compute in float16 (slow, and not what was
+    evaluated). The variables are float32 under mixed precision already, so this is exact.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        serving = keras.Model.from_config(float32_config(model.get_config()))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     serving.set_weights(model.get_weights())
     serving.save(path)
     return path
+
+
+def float32_config(config):
+    """A layer config with every mixed-precision dtype policy replaced by float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            name = str(config.get("config", {}).get("name", ""))
+            if name.startswith("mixed_"):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+        return {k: float32_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [float32_config(v) for v in config]
+    return "float32" if isinstance(config, str) and config.startswith("mixed_") else config
 
 
 def build_card(
@@ -83,6 +108,7 @@ def build_card(
         "git_sha": sha,
         "keras_version": keras.__version__,
         "epochs": epochs_run,
+        "recipe": config.recipe,
         "hyperparameters": {
             "batch_size": config.batch_size,
             "learning_rate": schedule.learning_rate,
@@ -90,7 +116,7 @@ def build_card(
             "decay_rate": schedule.decay_rate,
             "augment": config.augment,
             "mixed_precision": gpu,
-            "xla": gpu,
+            "xla": use_xla(config, gpu),
         },
     }
 

@@ -77,3 +77,28 @@ def test_pretrained_from_a_local_file_freezes_then_unfreezes_the_top(weights_fil
     assert not any(
         la.trainable for la in base.layers if isinstance(la, keras.layers.BatchNormalization)
     )
+
+
+def test_a_model_trained_in_mixed_precision_is_served_in_float32(weights_file, tmp_path):
+    """The gpu recipe trains in mixed_float16; what the worker loads computes in float32."""
+    from model.training.results import save_for_serving
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trained, _ = build_model(SIZE, str(weights_file), augment=1.0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert any(layer.dtype_policy.name == "mixed_float16" for layer in trained.layers)
+    served = keras.saving.load_model(save_for_serving(trained, tmp_path / "model.keras"))
+    policies = set()
+    stack = list(served.layers)
+    while stack:
+        layer = stack.pop()
+        policies.add(layer.dtype_policy.name)
+        stack.extend(getattr(layer, "layers", []))
+    assert policies == {"float32"}
+    x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    assert served(x).dtype == "float32"
+    np.testing.assert_allclose(
+        served.predict(x, verbose=0), trained.predict(x, verbose=0), atol=0.02
+    )

@@ -36,3 +36,27 @@ def test_a_step_cannot_change_the_config_only_derive_a_new_one():
     derived = dataclasses.replace(config, weights="imagenet")
     assert derived.schedule.learning_rate == 1e-5  # derived again, not carried over
     assert config.schedule.learning_rate == 1e-3
+
+
+def test_the_gpu_recipe_is_one_name_for_the_documented_fine_tuning():
+    config = parse_config(["--recipe", "gpu", "--data", "/data/chest_xray"])
+    assert (config.recipe, config.weights, config.img_size, config.augment) == (
+        "gpu",
+        "imagenet",
+        224,
+        1.0,
+    )
+    assert (config.steps_per_epoch, config.max_minutes, config.patience) == (0, 0.0, 5)
+    assert config.needs_gpu and not config.allow_cpu and config.pretrained
+
+
+def test_options_given_win_over_a_named_recipe():
+    config = parse_config(["--recipe", "gpu", "--img-size", "64", "--allow-cpu"])
+    assert (config.img_size, config.weights, config.allow_cpu) == (64, "imagenet", True)
+    assert parse_config(["--recipe", "local-cpu"]) == parse_config([])
+
+
+def test_make_model_and_the_background_training_run_the_local_cpu_recipe(root):
+    assert "-m model.train --recipe local-cpu" in (root / "Makefile").read_text()
+    script = (root / "scripts" / "train_if_missing.sh").read_text()
+    assert "-m model.train --recipe local-cpu" in script
