@@ -507,6 +507,15 @@ def test_units_run_services_unprivileged(files):
         assert "EnvironmentFile=/etc/pneumonia/pneumonia.env" in content, name
 
 
+def test_ml_training_unit_runs_the_gpu_recipe(files):
+    """The GPU box trains with the named recipe model/README.md documents, nothing else."""
+    unit = units(files)["pneumonia-train.service"]
+    (start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    argv = start.split()
+    assert argv[1:5] == ["-m", "model.train", "--recipe", "gpu"], start
+    assert not {"--weights", "--img-size", "--allow-cpu", "--max-minutes"} & set(argv), start
+
+
 def test_grafana_provisioning_glue(files):
     """Grafana reads its admin password from a private env file and the repo's provisioning."""
     mode, owner, env = files["monitoring"]["/etc/pneumonia/grafana.env"]
