@@ -87,6 +87,12 @@ def parser(base: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         default=base.decay_rate,
         help="learning-rate decay factor (default 0.95 pretrained, 0.85 from scratch)",
     )
+    add(
+        "--mixed-precision",
+        choices=["auto", "on", "off"],
+        default=base.mixed_precision,
+        help="mixed_float16 training: auto = on a GPU only (the model is saved float32)",
+    )
     add("--augment", type=float, default=base.augment, help="augmentation strength, 0 = off")
     add(
         "--patience",

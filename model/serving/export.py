@@ -57,8 +57,41 @@ def export_onnx(model_path: Path, out: Path, size: int) -> Path:
         patch_tf2onnx()
     tmp = out.with_suffix(".tmp")
     tf2onnx.convert.from_function(serve, input_signature=[spec], output_path=str(tmp))
+    _fold_captured_constants(tmp, serve.get_concrete_function())
     os.replace(tmp, out)
     return out
+
+
+def _fold_captured_constants(onnx_path: Path, concrete) -> None:
+    """Turn the constants a traced model captured into initializers, leaving one input.
+
+    tf2onnx freezes captured *variables* but makes captured plain tensors graph inputs: the
+    pretrained model's ImageNet centring (a Normalization layer whose mean and variance are
+    tensors) came out as two extra inputs that nobody feeds, so onnxruntime refused the file
+    and int8 calibration failed. Their values are known here: fold them in.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    values = {
+        placeholder.name: value.numpy()
+        for value, placeholder in zip(
+            concrete.captured_inputs, concrete.graph.internal_captures, strict=True
+        )
+        if value.dtype.name != "resource"
+    }
+    model = onnx.load(str(onnx_path))
+    extra = [i for i in model.graph.input if i.name != INPUT_NAME]
+    missing = [i.name for i in extra if i.name not in values]
+    if missing:
+        raise RuntimeError(f"the exported graph needs inputs nobody can feed: {missing}")
+    for graph_input in extra:
+        model.graph.input.remove(graph_input)
+        model.graph.initializer.append(
+            numpy_helper.from_array(values[graph_input.name], graph_input.name)
+        )
+    if extra:
+        onnx.save(model, str(onnx_path))
 
 
 def calibration_images(model_dir: Path, size: int, data: str | None, n: int) -> np.ndarray:

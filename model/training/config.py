@@ -78,6 +78,7 @@ class TrainConfig:
     version: str | None = None
     publish: str | None = None
     verbose: int = 1
+    mixed_precision: str = "auto"  # auto: on a GPU only; on | off
     recipe: str = "local-cpu"
     needs_gpu: bool = False  # the recipe refuses to start on a CPU...
     allow_cpu: bool = False  # ...unless the run is deliberately on one

@@ -22,12 +22,15 @@ from model.training.config import Schedule, TrainConfig
 log = logging.getLogger("model.train")  # one name for a run's whole train.log
 
 
-def configure_device() -> bool:
-    """Mixed precision + XLA on a GPU, plain float32 on a CPU; returns whether a GPU is used."""
+def configure_device(mixed_precision: str = "auto") -> bool:
+    """Mixed precision on a GPU (``auto``), or as asked (``on``/``off``); returns whether a
+    GPU is used. ``on`` on a CPU exists for the tests that prove a mixed-precision run is
+    served in float32."""
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "float32")
+    mixed = gpu if mixed_precision == "auto" else mixed_precision == "on"
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     return gpu
 
 

@@ -54,7 +54,7 @@ def run(config: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     _log_to(out / "train.log")
     try:
-        gpu = configure_device()
+        gpu = configure_device(config.mixed_precision)
         root, splits, pipelines = load_data(config, reporter)
         model, history, epochs_run, fit_seconds = fit(config, reporter, pipelines, splits, gpu)
         reporter.update(phase="evaluating", ratio=1.0, message="evaluating on held-out patients")
@@ -78,6 +78,9 @@ def run(config: TrainConfig) -> Path:
         reporter.update(phase="failed", message=f"{type(exc).__name__}: {exc}"[:300])
         raise
     finally:
+        import keras
+
+        keras.mixed_precision.set_global_policy("float32")  # the run's policy ends with it
         for cache_dir in out.glob("cache-*"):  # decoded tensors: per run, disposable
             shutil.rmtree(cache_dir, ignore_errors=True)
     return out

@@ -115,7 +115,7 @@ def build_card(
             "decay_steps": schedule.decay_steps,
             "decay_rate": schedule.decay_rate,
             "augment": config.augment,
-            "mixed_precision": gpu,
+            "mixed_precision": keras.mixed_precision.global_policy().name.startswith("mixed"),
             "xla": use_xla(config, gpu),
         },
     }

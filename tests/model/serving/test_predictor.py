@@ -116,3 +116,27 @@ def test_a_failing_export_falls_back_to_keras(tiny_model_dir, monkeypatch, caplo
 def test_unknown_backend_is_refused(tiny_model_dir):
     with pytest.raises(ValueError, match=r"supported: keras, onnx.*openvino-bf16.*auto"):
         load_predictor(tiny_model_dir, "tensorrt")
+
+
+def test_a_model_with_constant_normalisation_exports_with_one_input(tmp_path, batch):
+    """The pretrained recipe centres pixels with a Normalization layer holding constant
+    tensors; the export once turned them into two extra ONNX inputs nobody fed."""
+    pytest.importorskip("onnxruntime")
+    import json
+
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Normalization(mean=[103.9, 116.8, 123.7], variance=[1.0, 1.0, 1.0])(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    model_dir = tmp_path / "centred-1"
+    model_dir.mkdir()
+    keras.Model(inputs, outputs).save(model_dir / "model.keras")
+    card = {"version": "centred-1", "input_size": 32, "threshold": 0.5}
+    (model_dir / "model_card.json").write_text(json.dumps(card))
+    ref = load_predictor(model_dir, "keras").predict(batch)
+    fast = load_predictor(model_dir, "onnx", cache_dir=tmp_path / "cache")
+    assert fast.backend == "onnx", "the export failed and fell back to keras"
+    np.testing.assert_allclose(fast.predict(batch), ref, atol=1e-5)
