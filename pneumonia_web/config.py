@@ -33,6 +33,8 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_REFRESH_EACH_REQUEST = True
+    # However active, a session ends this long after its login (a shift plus some).
+    SESSION_MAX_HOURS = _int("SESSION_MAX_HOURS", 12)
     REMEMBER_COOKIE_DURATION = timedelta(seconds=0)  # no "remember me": shared ward tablets
 
     # CSRF tokens live as long as the session that holds them.
@@ -49,6 +51,10 @@ class Config:
     WORKLIST_PAGE_SIZE = _int("WORKLIST_PAGE_SIZE", 20)
     AUDIT_PAGE_SIZE = _int("AUDIT_PAGE_SIZE", 50)
     AUDIT_MAXLEN = _int("AUDIT_MAXLEN", 1_000_000)
+
+    # File names can carry patients: 0 keeps them out of the API's records and the audit log
+    # (the same setting as the API's).
+    STORE_FILENAMES = os.environ.get("STORE_FILENAMES", "1") != "0"
 
     # How many proxies (nginx) stand in front and set X-Forwarded-*; 0 when reached directly.
     PROXY_COUNT = _int("PROXY_COUNT", 1)

@@ -15,6 +15,8 @@ import redis
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.training import TrainingProgress
+from pneumonia_api.metadata import clean_jpeg
+from tests.api.metadata_factory import pixels
 from tests.web.conftest import AuthActions, csrf_token, web_config
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +123,9 @@ def test_image_and_thumbnail_are_proxied(alice, fullres_xrays):
     full = alice.get(f"/results/{pid}/image")
     thumb = alice.get(f"/results/{pid}/image?thumb=1")
     assert full.status_code == 200 and full.mimetype == "image/jpeg"
-    assert full.data == fullres_xrays[0].read_bytes()
+    original = fullres_xrays[0].read_bytes()
+    assert full.data == clean_jpeg(original)  # the clean copy: metadata segments dropped
+    assert (pixels(full.data) == pixels(original)).all()  # and not a pixel changed
     assert thumb.mimetype == "image/jpeg" and len(thumb.data) < len(full.data) / 4
     assert "private" in full.headers["Cache-Control"]
 
