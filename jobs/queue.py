@@ -152,7 +152,7 @@ class JobQueue:
             cut = text(group["last-delivered-id"])
         if cut == "0-0":
             return 0
-        return int(self.r.xtrim(self.keys.stream, minid=cut, approximate=True))
+        return int(self.r.xtrim(self.keys.stream, minid=cut, approximate=False))
 
     # --- reading (API, UI through the API) -----------------------------------------------
 

@@ -38,7 +38,7 @@ def error(status: int, code: str, message: str, retry_after: int = 5):
 
 def out_of_memory(exc: Exception) -> bool:
     """Redis refused a write because it reached maxmemory (policy noeviction)."""
-    return "OOM" in str(exc)
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc)
 
 
 def init_app(app: Flask) -> None:

@@ -223,3 +223,20 @@ def test_dicom_upload_shows_as_a_png_image(alice):
     pid = card_id(resp.get_data(as_text=True))
     image = alice.get(f"/results/{pid}/image")
     assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
+
+
+def test_viewing_a_full_image_is_audited(alice, redis_url, fullres_xrays):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    alice.get(f"/results/{pid}/image?thumb=1")
+    assert alice.get(f"/results/{pid}/image").status_code == 200
+    web_db = redis_url.rsplit("/", 1)[0] + "/1"  # the UI's own database
+    log = redis.Redis.from_url(web_db, decode_responses=True).xrange("pneumonia-web:audit")
+    views = [f for _, f in log if f["action"] == "view_image"]
+    assert [(f["user"], f["prediction_id"]) for f in views] == [("alice", pid)]
+
+
+def test_no_url_of_a_card_carries_the_file_name(alice, fullres_xrays):
+    html = upload(alice, fullres_xrays[0], name="DOE_JOHN_MRN12345.jpeg").get_data(as_text=True)
+    assert "DOE_JOHN_MRN12345.jpeg" in html  # shown on the card, for the clinician
+    urls = re.findall(r'(?:hx-get|href|src|action)="([^"]*)"', html)
+    assert urls and not [u for u in urls if "DOE" in u]
