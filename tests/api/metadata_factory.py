@@ -83,3 +83,25 @@ def pixels(data: bytes) -> np.ndarray:
     """The decoded pixels, to compare a clean copy with its upload."""
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("L"))
+
+
+def png_chunks(data: bytes) -> list[str]:
+    """The chunk types of a PNG, in order."""
+    out, pos = [], 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        out.append(data[pos + 4 : pos + 8].decode("latin-1"))
+        pos += 12 + length
+    return out
+
+
+def jpeg_markers(data: bytes) -> list[int]:
+    """The segment markers of a JPEG before its first scan (APPn are 0xE0-0xEF, COM 0xFE)."""
+    out, pos = [], 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        out.append(marker)
+        if marker == 0xDA:
+            break
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return out
