@@ -1,4 +1,4 @@
-"""The inference runtimes behind :class:`model.predictor.Predictor`: ``run(batch) -> outputs``.
+"""Inference runtimes behind :class:`model.serving.predictor.Predictor`: ``run(batch) -> outputs``.
 
 Each constructor takes a model file and the cores to use, and returns a callable that maps a
 float32 batch (n, size, size, 3) to the model's raw outputs. ``concurrency`` on the callable
@@ -74,7 +74,7 @@ class OpenVinoRunner:
 
     Lanes are separate compiled models, not one model's streams: OpenVINO 2026.4's int8
     streams (NUM_STREAMS >= 2, any hint) returned wrong probabilities on this AVX2 CPU, off
-    by up to 0.34 (caught by tests/model/test_quality.py). Lanes are not pinned to cores:
+    by up to 0.34 (caught by tests/model/serving/test_quality.py). Lanes are not pinned to cores:
     pinning put every one-core lane on the same core.
     """
 

@@ -1,7 +1,7 @@
 """Loading a published model version for serving, behind one small interface.
 
 The worker only needs ``predict(batch) -> probabilities`` plus the card's facts (version,
-threshold, input size). The runtime (model/runtimes.py) is chosen by ``INFERENCE_BACKEND``:
+threshold, input size). The runtime (model/serving/runtimes.py) is chosen by ``INFERENCE_BACKEND``:
 
 ==================  ======================================================================
 ``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch
@@ -12,7 +12,7 @@ threshold, input size). The runtime (model/runtimes.py) is chosen by ``INFERENCE
                     the 2-core AVX2 host within the AUC budget (PERFORMANCE.md)
 ==================  ======================================================================
 
-Exports are made once per model version in a child process (:mod:`model.export`) and kept
+Exports are made once per model version in a child process (:mod:`model.serving.export`) and kept
 under ``MODEL_CACHE_DIR/compiled/<version>-<digest of model.keras>/``; a file lock stops two
 workers on one host from doing it twice. Whatever cannot be had falls back, with a log line
 saying why: no OpenVINO -> onnxruntime; no onnxruntime -> keras; no calibration images ->
@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from model.runtimes import OpenVinoRunner, keras_runner, onnxruntime_runner
+from model.serving.runtimes import OpenVinoRunner, keras_runner, onnxruntime_runner
 from model.store import CARD_FILE, MODEL_FILE
 
-log = logging.getLogger("model.predictor")
+log = logging.getLogger("model.serving.predictor")
 
 BACKENDS = ("keras", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # openvino-int8, not the slightly faster onnx-int8: on the current local model onnxruntime's
 # int8 lost 0.0034 validation AUC against fp32 (limit 0.003), OpenVINO's int8 0.0012
-# (tests/model/test_quality.py). Quality first, then speed.
+# (tests/model/serving/test_quality.py). Quality first, then speed.
 DEFAULT_BACKEND = "openvino-int8"
 _RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
@@ -87,7 +87,7 @@ def ensure_export(
     model_dir: Path, out: Path, size: int, int8: bool, calibration_data: str | None
 ) -> Path:
     """``model.onnx`` (or ``model.int8.onnx``) for this version, exporting it if missing."""
-    from model.export import compile_in_subprocess
+    from model.serving.export import compile_in_subprocess
 
     target = out / ("model.int8.onnx" if int8 else "model.onnx")
     if target.is_file():

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from model import predictor as predictor_module
-from model.predictor import load_predictor
+from model.serving import predictor as predictor_module
+from model.serving.predictor import load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_exports_are_made_once_per_model_file(tiny_model_dir, cache, monkeypatch
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although cached")
 
-    monkeypatch.setattr("model.export.compile_in_subprocess", no_export)
+    monkeypatch.setattr("model.serving.export.compile_in_subprocess", no_export)
     assert load_predictor(tiny_model_dir, "onnx", cache_dir=cache).backend == "onnx"
 
 
@@ -80,7 +80,7 @@ def test_without_onnxruntime_the_worker_falls_back_to_keras(
         "find_spec",
         lambda name, *a: None if name in ("onnxruntime", "openvino") else real(name, *a),
     )
-    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+    with caplog.at_level(logging.WARNING, logger="model.serving.predictor"):
         p = load_predictor(tiny_model_dir, "openvino-int8", cache_dir=tmp_path)
     assert p.backend == "keras"
     assert "onnxruntime, which is not installed" in caplog.text
@@ -91,8 +91,8 @@ def test_a_failing_export_falls_back_to_keras(tiny_model_dir, monkeypatch, caplo
     def broken(*args, **kwargs):
         raise RuntimeError("tf2onnx exploded")
 
-    monkeypatch.setattr("model.export.compile_in_subprocess", broken)
-    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+    monkeypatch.setattr("model.serving.export.compile_in_subprocess", broken)
+    with caplog.at_level(logging.WARNING, logger="model.serving.predictor"):
         p = load_predictor(tiny_model_dir, "onnx-int8", cache_dir=tmp_path)
     assert p.backend == "keras" and "falling back to keras" in caplog.text
 

@@ -2,9 +2,9 @@
 
 Runs on the local model ``make model`` trained (the store's ``current`` version in var/models,
 or MODEL_STORE) and the X-rays in ../shared/data/chest_xray_224 (or SHARED_DATA); skips,
-saying which is missing, otherwise. The validation split is model.data's patient-disjoint
-split rebuilt from the card's seed when that module is present; without it, a fixed seeded
-half of the images that int8 calibration never sees (model.export takes the other half).
+saying which is missing, otherwise. The validation split is model.training.data's
+patient-disjoint split rebuilt from the card's seed: images that int8 calibration
+(model.serving.export, on the training split) never sees.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 
 from devstack.settings import ROOT, SHARED_DATA
 from model import preprocess
-from model.predictor import load_predictor
+from model.serving.predictor import load_predictor
 from model.store import LocalStore, StoreError
 
 pytestmark = pytest.mark.slow
-from model.predictor import DEFAULT_BACKEND  # noqa: E402
+from model.serving.predictor import DEFAULT_BACKEND  # noqa: E402
 
 MAX_AUC_DROP = 0.003
 DATA = SHARED_DATA / "chest_xray_224"
@@ -44,15 +44,9 @@ def local_model() -> Path:
 def validation(local_model) -> tuple[list[str], np.ndarray]:
     if not DATA.is_dir():
         pytest.skip(f"no X-rays at {DATA}: put the shared data beside the project")
+    from model.training import data as model_data
+
     card = json.loads((local_model / "model_card.json").read_text())
-    try:
-        from model import data as model_data
-    except ImportError:
-        files = sorted(str(p) for p in DATA.rglob("*.jp*g"))
-        order = np.random.default_rng(0).permutation(len(files))
-        paths = [files[i] for i in order[len(files) // 2 :]][:600]
-        labels = np.array([int("PNEUMONIA" in Path(p).parent.name) for p in paths])
-        return paths, labels
     split = card.get("training_data", {}).get("split", {})
     val = model_data.training_splits(
         DATA,
