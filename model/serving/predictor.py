@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.card import verify_files
 from model.serving.runtimes import OpenVinoRunner, keras_runner, onnxruntime_runner
 from model.store import CARD_FILE, MODEL_FILE
 
@@ -146,10 +147,12 @@ def load_predictor(
 ) -> Predictor:
     """Load a store version directory (``model.keras`` + ``model_card.json``) for serving.
 
-    ``threads=0`` uses every core this process may run on.
+    ``threads=0`` uses every core this process may run on. A model whose file does not match
+    the checksum in its card is refused (ChecksumMismatch) before anything loads it.
     """
     model_dir = Path(model_dir)
     card = json.loads((model_dir / CARD_FILE).read_text())
+    verify_files(model_dir, card)
     threads = threads or host_threads()
     backend = resolve_backend(backend)
     size = int(card.get("input_size") or 0)
