@@ -263,7 +263,7 @@ class Worker:
     # --- jobs ------------------------------------------------------------------------------
 
     def collect(self, burst: bool = False, busy: bool = False) -> list[tuple[str, str]]:
-        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms.
+        """A reclaimed job alone, else new ones: up to max_batch, within batch_wait_ms.
 
         ``busy``: a batch is being predicted, so wait at most batch_wait_ms for a first job
         (its results must not wait on an idle queue).
@@ -271,13 +271,14 @@ class Worker:
         s = self.s
         # Our own batches in flight are pending too: never reclaim them from ourselves.
         mine = {j.entry_id for _, jobs, _ in self._inflight for j in jobs}
-        entries = [
-            e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
-        ]
-        if len(entries) < s.max_batch:
-            idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
-            block = None if (entries or burst) else idle
-            entries += self.queue.read(s.name, s.max_batch - len(entries), block)
+        reclaimed = [e for e in self.queue.reclaim(s.name, s.claim_idle_ms, 1) if e[0] not in mine]
+        if reclaimed:
+            # A job left pending by a worker that died runs alone, one per batch: if it is
+            # what killed that worker (a decoder crash), it takes no batch-mate down with it,
+            # and only its own attempts run out.
+            return reclaimed
+        idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
+        entries = self.queue.read(s.name, s.max_batch, None if burst else idle)
         if not entries:
             return []
         deadline = time.monotonic() + s.batch_wait_ms / 1000
