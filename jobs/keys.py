@@ -8,6 +8,8 @@ Layout (``{p}`` is the configurable key prefix, ``pneumonia`` by default)::
     {p}:img:<id>             string   image bytes, expire after image_ttl
     {p}:index                zset     prediction ids scored by creation time (ms): history
     {p}:cache:<ver>:<sha>    string   prediction id already done for these bytes and model
+    {p}:idem:<sha>           string   ids created by a request with an Idempotency-Key (the key
+                                      is hashed with the uploader: no client text in key names)
     {p}:worker:<name>        hash     heartbeat of one worker, expires on its own
     {p}:workers              zset     worker names scored by last heartbeat (s)
     {p}:model                hash     the model card the workers serve now
@@ -63,6 +65,9 @@ class Keys:
 
     def cache(self, model_version: str, sha256: str) -> str:
         return f"{self.prefix}:cache:{model_version}:{sha256}"
+
+    def idempotency(self, digest: str) -> str:
+        return f"{self.prefix}:idem:{digest}"
 
     def worker(self, name: str) -> str:
         return f"{self.prefix}:worker:{name}"

@@ -34,6 +34,15 @@ class Config:
         # A worker whose heartbeat is older than this is not counted as alive.
         self.WORKER_STALE_SECONDS = _int("WORKER_STALE_SECONDS", 30)
         self.HISTORY_MAX_LIMIT = _int("HISTORY_MAX_LIMIT", 200)
+        # Backpressure: above this many accepted, unfinished jobs uploads get 503 + Retry-After
+        # and nothing is saved (the queue never grows past what Redis's maxmemory can hold).
+        self.QUEUE_LIMIT = _int("QUEUE_LIMIT", 5000)
+        self.QUEUE_RETRY_AFTER_SECONDS = _int("QUEUE_RETRY_AFTER_SECONDS", 30)
+        # File names can carry patients: 0 stores none (records show the id instead). When
+        # stored they live in the record, so they expire with it (RESULT_RETENTION_SECONDS).
+        self.STORE_FILENAMES = os.environ.get("STORE_FILENAMES", "1") != "0"
+        # How long a retried upload with the same Idempotency-Key returns the first job.
+        self.IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
         self.PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
     def check(self) -> None:

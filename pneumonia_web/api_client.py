@@ -58,10 +58,24 @@ class ApiClient:
             raise _error_from(resp)
         return resp
 
-    def submit(self, filename: str, stream: IO[bytes], content_type: str, uploader: str) -> dict:
-        """Upload one image; returns its new prediction (status ``queued`` or ``done``)."""
+    def submit(
+        self,
+        filename: str,
+        stream: IO[bytes],
+        content_type: str,
+        uploader: str,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """Upload one image; returns its new prediction (status ``queued`` or ``done``).
+
+        With ``idempotency_key`` a retry of an upload the API already stored returns the
+        first job instead of a second one.
+        """
         files = {"file": (filename, stream, content_type or "application/octet-stream")}
-        resp = self._call("POST", "/v1/predictions", files=files, headers={"X-Uploader": uploader})
+        headers = {"X-Uploader": uploader}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        resp = self._call("POST", "/v1/predictions", files=files, headers=headers)
         return resp.json()[0]
 
     def get(self, pid: str) -> dict:

@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from pneumonia_web.db import get_redis, keys
 
-ACTIONS = ("login", "login_failed", "logout", "upload", "upload_rejected", "view")
+ACTIONS = ("login", "login_failed", "logout", "upload", "upload_rejected", "view", "view_image")
 
 
 def record(action: str, prediction_id: str = "", filename: str = "", user: str = "") -> str:

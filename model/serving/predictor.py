@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.card import verify_files
 from model.serving.runtimes import (
     OpenVinoRunner,
     keras_runner,
@@ -178,7 +179,8 @@ def load_predictor(
 
     ``threads=0`` uses every core this process may run on. ``backend="auto"`` chooses one on
     this host (:func:`model.serving.selection.choose`, ``check_images`` validation X-rays,
-    at most ``max_auc_loss`` ROC AUC below Keras fp32).
+    at most ``max_auc_loss`` ROC AUC below Keras fp32). A model whose file does not match
+    the checksum in its card is refused (ChecksumMismatch) before anything loads it.
     """
     model_dir = Path(model_dir)
     if backend == AUTO:
@@ -194,6 +196,7 @@ def load_predictor(
             max_auc_loss=max_auc_loss,
         )
     card = json.loads((model_dir / CARD_FILE).read_text())
+    verify_files(model_dir, card)
     threads = threads or host_threads()
     backend = resolve_backend(backend)
     size = int(card.get("input_size") or 0)

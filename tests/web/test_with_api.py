@@ -15,6 +15,8 @@ import redis
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.training import TrainingProgress
+from pneumonia_api.metadata import clean_jpeg
+from tests.api.metadata_factory import pixels
 from tests.web.conftest import AuthActions, csrf_token, web_config
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +123,9 @@ def test_image_and_thumbnail_are_proxied(alice, fullres_xrays):
     full = alice.get(f"/results/{pid}/image")
     thumb = alice.get(f"/results/{pid}/image?thumb=1")
     assert full.status_code == 200 and full.mimetype == "image/jpeg"
-    assert full.data == fullres_xrays[0].read_bytes()
+    original = fullres_xrays[0].read_bytes()
+    assert full.data == clean_jpeg(original)  # the clean copy: metadata segments dropped
+    assert (pixels(full.data) == pixels(original)).all()  # and not a pixel changed
     assert thumb.mimetype == "image/jpeg" and len(thumb.data) < len(full.data) / 4
     assert "private" in full.headers["Cache-Control"]
 
@@ -219,3 +223,20 @@ def test_dicom_upload_shows_as_a_png_image(alice):
     pid = card_id(resp.get_data(as_text=True))
     image = alice.get(f"/results/{pid}/image")
     assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
+
+
+def test_viewing_a_full_image_is_audited(alice, redis_url, fullres_xrays):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    alice.get(f"/results/{pid}/image?thumb=1")
+    assert alice.get(f"/results/{pid}/image").status_code == 200
+    web_db = redis_url.rsplit("/", 1)[0] + "/1"  # the UI's own database
+    log = redis.Redis.from_url(web_db, decode_responses=True).xrange("pneumonia-web:audit")
+    views = [f for _, f in log if f["action"] == "view_image"]
+    assert [(f["user"], f["prediction_id"]) for f in views] == [("alice", pid)]
+
+
+def test_no_url_of_a_card_carries_the_file_name(alice, fullres_xrays):
+    html = upload(alice, fullres_xrays[0], name="DOE_JOHN_MRN12345.jpeg").get_data(as_text=True)
+    assert "DOE_JOHN_MRN12345.jpeg" in html  # shown on the card, for the clinician
+    urls = re.findall(r'(?:hx-get|href|src|action)="([^"]*)"', html)
+    assert urls and not [u for u in urls if "DOE" in u]
