@@ -34,6 +34,10 @@ class Config:
         # A worker whose heartbeat is older than this is not counted as alive.
         self.WORKER_STALE_SECONDS = _int("WORKER_STALE_SECONDS", 30)
         self.HISTORY_MAX_LIMIT = _int("HISTORY_MAX_LIMIT", 200)
+        # The worklist (/v1/worklist) sorts at most this many results of its date window, and
+        # flags for a second look those within this distance of the decision threshold.
+        self.WORKLIST_SCAN_MAX = _int("WORKLIST_SCAN_MAX", 5000)
+        self.SECOND_LOOK_MARGIN = float(os.environ.get("SECOND_LOOK_MARGIN", "0.1"))
         self.PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
     def check(self) -> None:
