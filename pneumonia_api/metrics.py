@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 
 from observability.http_metrics import RequestMetrics
 
@@ -126,9 +126,11 @@ class VerdictCollector:
             tally = self.app.extensions["job_verdicts"].tally()
         except Exception:
             return  # pneumonia_queue_up already says Redis did not answer
-        total = CounterMetricFamily(
+        # A gauge, not a counter: a reader who changes their verdict moves one count from one
+        # agreement to another, which a counter could only show as a reset. Use delta().
+        total = GaugeMetricFamily(
             "pneumonia_reader_verdicts",
-            "Readers' verdicts, by model version and agreement with the model",
+            "Readers' verdicts recorded, by model version and agreement with the model",
             labels=["model_version", "agreement"],
         )
         ratio = GaugeMetricFamily(

@@ -53,8 +53,8 @@ def test_verdict_is_recorded_compared_and_shown_with_the_result(client, auth, re
 
     # replacing a verdict moves its count: one verdict, one disagreement, for version v1
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'pneumonia_reader_verdicts_total{agreement="disagree",model_version="v1"} 1.0' in metrics
-    assert 'pneumonia_reader_verdicts_total{agreement="agree",model_version="v1"} 0.0' in metrics
+    assert 'pneumonia_reader_verdicts{agreement="disagree",model_version="v1"} 1.0' in metrics
+    assert 'pneumonia_reader_verdicts{agreement="agree",model_version="v1"} 0.0' in metrics
     assert 'pneumonia_reader_agreement_ratio{model_version="v1"} 0.0' in metrics
 
 
@@ -88,7 +88,7 @@ def test_agreement_ratio_per_model_version(client, auth, redis_client):
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'pneumonia_reader_agreement_ratio{model_version="v1"} 0.6666666666666666' in metrics
     assert 'pneumonia_reader_agreement_ratio{model_version="v2"} 0.0' in metrics
-    line = 'pneumonia_reader_verdicts_total{agreement="not_assessable",model_version="v1"} 1.0'
+    line = 'pneumonia_reader_verdicts{agreement="not_assessable",model_version="v1"} 1.0'
     assert line in metrics
 
 
