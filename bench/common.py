@@ -76,7 +76,7 @@ def build_production_model(size: int = SIZE):
     import keras
 
     keras.utils.set_random_seed(0)
-    from model.build import build_model
+    from model.training.build import build_model
 
     return build_model(size, weights=None, augment=0)[0]
 

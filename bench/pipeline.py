@@ -58,8 +58,8 @@ from devstack.redis_server import RedisServer
 from devstack.settings import FULLRES
 from devstack.worker import Workers
 from jobs.queue import JobQueue
-from model.predictor import load_predictor
-from model.settings import WorkerSettings
+from model.serving.predictor import load_predictor
+from model.serving.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
 
 TOKEN = "bench-token-" + "b" * 32

@@ -20,7 +20,7 @@ QUICK = {
 
 
 def worker_argv() -> list[str]:
-    """The worker's command line (settings come from the environment: model/settings.py)."""
+    """The worker's command line (settings come from the environment: model/serving/settings.py)."""
     return [python(), "-m", "model.inference"]
 
 

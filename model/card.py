@@ -6,11 +6,8 @@ rule); the UI shows the rest. The keys in :data:`REQUIRED` are that contract.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import platform
-import re
-import subprocess
 from pathlib import Path
 
 REQUIRED = (
@@ -42,23 +39,6 @@ PREPROCESSING = (
     "model.preprocess.prepare: decode, greyscale, square bilinear resize to input_size "
     "(aspect ratio not kept), 3 equal channels, float32 0..255; normalisation is inside the model"
 )
-
-
-def git_sha(short: bool = True) -> str:
-    """The commit the code was trained from ('unknown' outside a git checkout)."""
-    argv = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def make_version(when: dt.datetime | None = None, sha: str | None = None) -> str:
-    """``20261123T1410Z-3d0aacc``: sortable by time, traceable to code, safe as a path/S3 key."""
-    when = when or dt.datetime.now(dt.UTC)
-    raw = f"{when:%Y%m%dT%H%MZ}-{sha or git_sha()}"
-    return re.sub(r"[^A-Za-z0-9._-]", "-", raw)
 
 
 def hardware() -> str:

@@ -121,7 +121,7 @@ def predict(model, split, size: int, batch_size: int = 64, desc: str = "predict"
     """Scores for every image of a split, streamed through the training pipeline."""
     from tqdm import tqdm
 
-    from model.data import dataset
+    from model.training.data import dataset
 
     ds = dataset(split, size).batch(batch_size)
     out = []
@@ -136,7 +136,7 @@ def evaluate_dir(model_dir: Path, data: str | None, target: float | None = None)
     """Load a model directory and score its evaluation split: (report, split, scores)."""
     import keras
 
-    from model.data import evaluation_split, resolve_root
+    from model.training.data import evaluation_split, resolve_root
 
     card = json.loads((model_dir / "model_card.json").read_text())
     name, split = evaluation_split(resolve_root(data), card)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-sensitivity", type=float, default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.data import DataError
+    from model.training.data import DataError
 
     try:
         report, split, scores = evaluate_dir(args.model, args.data, args.target_sensitivity)

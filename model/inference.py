@@ -6,10 +6,11 @@ uses), predicts the whole batch in one call, writes results and acknowledges the
 
 Pipelined for throughput: batches predict in inference threads while the next batch is read
 from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay off the
-model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps quality:
-model/predictor.py) says how many batches may predict at once (``Predictor.concurrency``: one
-per inference lane, model/runtimes.py); the worker keeps that many in flight, so a lane
-that finishes early takes the next batch instead of waiting for the others.
+model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps
+quality: model/serving/predictor.py) says how many batches may predict at once
+(``Predictor.concurrency``: one per inference lane, model/serving/runtimes.py); the worker
+keeps that many in flight, so a lane that finishes early takes the next batch instead of
+waiting for the others.
 
 Reliability, in the manner of rq's worker:
 - a job is acknowledged only after its result is written, so a worker killed mid-batch leaves
@@ -43,9 +44,10 @@ from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.record import FINAL, Label, Prediction
 from jobs.registry import WorkerRegistry
-from model import preprocess, worker_metrics
-from model.predictor import Predictor, host_threads, load_predictor
-from model.settings import WorkerSettings
+from model import preprocess
+from model.serving import metrics
+from model.serving.predictor import Predictor, host_threads, load_predictor
+from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
 
 log = logging.getLogger("model.inference")
@@ -178,7 +180,7 @@ class Worker:
         }
         with contextlib.suppress(redis.RedisError):
             self.registry.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
-        worker_metrics.heartbeat()
+        metrics.heartbeat()
 
     # --- the model -------------------------------------------------------------------------
 
@@ -218,6 +220,8 @@ class Worker:
                 threads=self.s.threads,
                 cache_dir=self.s.model_cache_dir,
                 calibration_data=self.s.calibration_data or None,
+                check_images=self.s.check_images,
+                max_auc_loss=self.s.max_auc_loss,
             )
         except Exception as exc:
             self._failed_version = version
@@ -237,7 +241,7 @@ class Worker:
         self._failed_version = None
         seconds = time.perf_counter() - t0
         self.state_detail("ready", f"serving {version}")
-        worker_metrics.model_loaded(version, seconds)
+        metrics.model_loaded(version, seconds)
         with contextlib.suppress(redis.RedisError):
             self.served.publish(predictor.card)
         log.info(
@@ -293,7 +297,7 @@ class Worker:
                 job.pixels = fut.result()
                 ready.append(job)
             except preprocess.PreprocessError:
-                worker_metrics.failure("unreadable_image")
+                metrics.failure("unreadable_image")
                 log.warning("job %s: %s", job.record.id, UNREADABLE)
                 self.queue.fail(job.entry_id, job.record.id, UNREADABLE)
             except Exception as exc:
@@ -321,7 +325,7 @@ class Worker:
             for job in ready:
                 self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
             return
-        worker_metrics.batch_done(len(ready), seconds)
+        metrics.batch_done(len(ready), seconds)
         self._finish([(job, float(p)) for job, p in zip(ready, probs, strict=True)], predictor)
 
     def _admit(self, entries: list[tuple[str, str]], predictor: Predictor) -> list[Job]:
@@ -341,7 +345,7 @@ class Worker:
                 self.queue.fail(
                     entry_id, pid, f"gave up after {self.s.max_attempts} attempts: {reason}"
                 )
-                worker_metrics.failure("max_attempts")
+                metrics.failure("max_attempts")
             else:
                 started.append((entry_id, record))
         if not started:
@@ -357,7 +361,7 @@ class Worker:
                     record.id,
                     "the image expired before it could be processed; upload it again",
                 )
-                worker_metrics.failure("image_expired")
+                metrics.failure("image_expired")
             else:
                 jobs.append(Job(entry_id, record, image))
         self._finish(cached, predictor, cached=True)
@@ -383,11 +387,11 @@ class Worker:
             if wrote:
                 self.processed += 1
                 rec = job.record
-                worker_metrics.prediction(rec.label, rec.finished_at - rec.created_at)
+                metrics.prediction(rec.label, rec.finished_at - rec.created_at)
 
     def _failed(self, job: Job, kind: str, reason: str) -> None:
         """Retry later, or give up for good once the attempts are spent."""
-        worker_metrics.failure(kind)
+        metrics.failure(kind)
         rec = job.record
         if rec.attempts >= self.s.max_attempts:
             log.warning(
@@ -435,7 +439,7 @@ def main() -> None:
     settings = WorkerSettings()
     if settings.nice > 0:
         lower_priority(settings.nice)
-    worker_metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

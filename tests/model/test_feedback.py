@@ -17,7 +17,7 @@ from devstack.settings import ROOT
 from jobs.queue import JobQueue
 from jobs.record import Prediction, new_id
 from jobs.verdicts import VerdictStore, decide
-from model import data
+from model.training import data
 
 from .conftest import jpeg_bytes
 

@@ -15,7 +15,7 @@ from jobs.queue import JobQueue
 from jobs.record import Prediction, new_id
 from jobs.registry import WorkerRegistry
 from model.inference import Worker
-from model.settings import WorkerSettings
+from model.serving.settings import WorkerSettings
 from tests.api.conftest import png_bytes
 
 
@@ -32,7 +32,7 @@ def settings(redis_url, store_root, **kw) -> WorkerSettings:
         heartbeat_seconds=0.2,
         model_poll_seconds=0.2,
         metrics_port=0,
-        backend="keras",  # the loop is under test here; backends: tests/model/test_predictor.py
+        backend="keras",  # the loop is under test; backends: tests/model/serving/test_predictor.py
     )
     base.update(kw)
     return WorkerSettings(**base)

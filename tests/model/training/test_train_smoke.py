@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from model import card, cnn, evaluate
+from model import card, evaluate, train
 from model.store import LocalStore
+from model.training.recipe import run
 from tests.model.conftest import make_folder
 
 
@@ -18,8 +19,8 @@ def trained(tmp_path_factory):
     """A ResNet50 trained for one epoch on 32 px generated X-rays (kept for the module)."""
     root = tmp_path_factory.mktemp("smoke")
     make_folder(root / "data" / "train", 12, 12)
-    out = cnn.run(
-        cnn.parser().parse_args(
+    out = run(
+        train.parse_config(
             [
                 "--data",
                 str(root / "data"),
@@ -116,7 +117,7 @@ def test_evaluate_cli_on_a_bare_folder(trained, tmp_path):
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
-    assert cnn.main(["--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
+    assert train.main(["--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
     assert "Kermany" in capsys.readouterr().err
 
 
@@ -130,7 +131,7 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path):
     argv = ["--data", str(tmp_path / "data"), "--weights", str(weights), "--img-size", "32"]
     argv += ["--head-epochs", "1", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
     argv += ["--val-fraction", "0.3", "--test-fraction", "0.3", "--output", str(tmp_path / "run")]
-    out = cnn.run(cnn.parser().parse_args([*argv, "--verbose", "2"]))
+    out = run(train.parse_config([*argv, "--verbose", "2"]))
     model_card = json.loads((out / "model_card.json").read_text())
     assert model_card["epochs"] == 2  # one head epoch + one fine-tuning epoch
     assert model_card["weights"].startswith("fine-tuned from")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from model.build import augmentation, build_model, freeze, unfreeze_top
+from model.training.build import augmentation, build_model, freeze, unfreeze_top
 
 SIZE = 32
 

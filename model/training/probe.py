@@ -1,11 +1,11 @@
-"""``python -m model.probe``: training throughput of the ResNet50 at a few input sizes.
+"""``python -m model.training.probe``: training throughput of the ResNet50 at a few input sizes.
 
 Before choosing an input size for a time budget, measure: a few training steps per size on
 random data, reported as images per wall-clock second *and* per CPU-second. On a shared
 machine the wall-clock number moves with everybody else's load; the CPU-second number is
 what the input size really costs.
 
-    python -m model.probe --sizes 32,64,96 --seconds 30
+    python -m model.training.probe --sizes 32,64,96 --seconds 30
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def probe(size: int, batch_size: int, seconds: float) -> dict:
     import keras
     import tensorflow as tf
 
-    from model.build import build_model
+    from model.training.build import build_model
 
     model, _ = build_model(size, None, augment=0.5)
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", jit_compile=False)
@@ -42,7 +42,9 @@ def probe(size: int, batch_size: int, seconds: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.probe", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m model.training.probe", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--sizes", default="32,64", help="comma-separated input sizes")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seconds", type=float, default=30.0)

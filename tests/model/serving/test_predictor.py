@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from model import predictor as predictor_module
-from model.predictor import load_predictor
+from model.serving import predictor as predictor_module
+from model.serving.predictor import load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,12 @@ def batch():
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_fp32_exports_agree_with_keras(tiny_model_dir, cache, batch, backend):
+    """fp32 means fp32 on every CPU: OpenVINO would default to bf16 on AVX-512 BF16/AMX ones."""
     pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
     keras_p = load_predictor(tiny_model_dir, "keras", max_batch=8)
     fast = load_predictor(tiny_model_dir, backend, max_batch=8, cache_dir=cache)
     assert fast.backend == backend and fast.version == keras_p.version == "tiny-1"
+    assert fast.precision == "fp32"
     assert fast.input_size == 32 and fast.threshold == keras_p.threshold
     np.testing.assert_allclose(fast.predict(batch), keras_p.predict(batch), atol=1e-5)
     assert fast.predict(batch[:1]).shape == (1,)  # any batch size, no padding needed
@@ -43,6 +45,20 @@ def test_int8_stays_close_and_keeps_a_float_output(tiny_model_dir, cache, batch,
     probs = got.predict(batch)
     assert np.abs(probs - ref).max() < 0.05
     assert len(set(np.round(probs, 6))) > 1, "the head must stay fp32 (no 1/255 output steps)"
+
+
+def test_bf16_is_its_own_backend_where_the_cpu_has_it(tiny_model_dir, cache, batch):
+    pytest.importorskip("openvino")
+    from model.serving.runtimes import openvino_cpu_has_bf16
+
+    p = load_predictor(tiny_model_dir, "openvino-bf16", max_batch=8, cache_dir=cache)
+    if not openvino_cpu_has_bf16():
+        assert p.backend == "openvino" and p.precision == "fp32"
+        return
+    assert p.backend == "openvino-bf16" and p.precision == "bf16"
+    ref = load_predictor(tiny_model_dir, "keras", max_batch=8).predict(batch)
+    diff = np.abs(p.predict(batch) - ref).max()
+    assert 1e-6 < diff < 0.02, "bf16 differs from fp32, a little (else it is not bf16)"
 
 
 @pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
@@ -67,7 +83,7 @@ def test_exports_are_made_once_per_model_file(tiny_model_dir, cache, monkeypatch
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although cached")
 
-    monkeypatch.setattr("model.export.compile_in_subprocess", no_export)
+    monkeypatch.setattr("model.serving.export.compile_in_subprocess", no_export)
     assert load_predictor(tiny_model_dir, "onnx", cache_dir=cache).backend == "onnx"
 
 
@@ -80,7 +96,7 @@ def test_without_onnxruntime_the_worker_falls_back_to_keras(
         "find_spec",
         lambda name, *a: None if name in ("onnxruntime", "openvino") else real(name, *a),
     )
-    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+    with caplog.at_level(logging.WARNING, logger="model.serving.predictor"):
         p = load_predictor(tiny_model_dir, "openvino-int8", cache_dir=tmp_path)
     assert p.backend == "keras"
     assert "onnxruntime, which is not installed" in caplog.text
@@ -91,12 +107,12 @@ def test_a_failing_export_falls_back_to_keras(tiny_model_dir, monkeypatch, caplo
     def broken(*args, **kwargs):
         raise RuntimeError("tf2onnx exploded")
 
-    monkeypatch.setattr("model.export.compile_in_subprocess", broken)
-    with caplog.at_level(logging.WARNING, logger="model.predictor"):
+    monkeypatch.setattr("model.serving.export.compile_in_subprocess", broken)
+    with caplog.at_level(logging.WARNING, logger="model.serving.predictor"):
         p = load_predictor(tiny_model_dir, "onnx-int8", cache_dir=tmp_path)
     assert p.backend == "keras" and "falling back to keras" in caplog.text
 
 
 def test_unknown_backend_is_refused(tiny_model_dir):
-    with pytest.raises(ValueError, match="supported: keras, onnx"):
+    with pytest.raises(ValueError, match=r"supported: keras, onnx.*openvino-bf16.*auto"):
         load_predictor(tiny_model_dir, "tensorrt")

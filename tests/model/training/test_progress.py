@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from devstack.processes import free_port
 from jobs.training import TrainingProgress
-from model.progress import GAUGES, ProgressCallback, Reporter
+from model.training.progress import GAUGES, ProgressCallback, Reporter
 
 
 def test_progress_goes_to_redis(redis_client, redis_url):

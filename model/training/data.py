@@ -32,7 +32,7 @@ from model import preprocess
 
 CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1: the positive class is pneumonia
 EXTENSIONS = (".jpeg", ".jpg", ".png")
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "chest_xray_224"
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest_xray_224"
 DATA_ENV = "PNEUMONIA_DATA"
 WHERE_TO_GET = (
     "Get the Kermany et al. chest X-rays (Mendeley Data v2, doi:10.17632/rscbjbr9sj.2, CC BY 4.0) "

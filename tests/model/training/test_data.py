@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model import data
+from model.training import data
 
 
 @pytest.mark.parametrize(

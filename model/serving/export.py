@@ -1,6 +1,6 @@
-"""Compiling a published Keras model for fast serving: ``python -m model.export``.
+"""Compiling a published Keras model for fast serving: ``python -m model.serving.export``.
 
-Two artefacts, made once per model version and cached (see :mod:`model.predictor`):
+Two artefacts, made once per model version and cached (see :mod:`model.serving.predictor`):
 
 - ``model.onnx``: the Keras model in inference mode exported with tf2onnx, batch dimension
   dynamic; numerically the same network in fp32.
@@ -15,7 +15,7 @@ returned to the system when it ends.
 
 Calibration images are never validation or test images: either the ``calibration.npz`` a
 publisher ships in the version directory, or the training split of the data the card names
-(``model.data``'s patient split when that module is present).
+(rebuilt with :func:`model.training.data.training_splits` and the card's seed and fractions).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("model.export")
+log = logging.getLogger("model.serving.export")  # also when run as __main__
 
 INPUT_NAME = "xray"
 CALIBRATION_FILE = "calibration.npz"
 CALIBRATION_IMAGES = 64
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "chest_xray_224"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest_xray_224"
 
 
 def export_onnx(model_path: Path, out: Path, size: int) -> Path:
@@ -86,12 +86,9 @@ def _training_paths(model_dir: Path, data: str | None) -> list[str]:
     root = Path(data) if data else SHARED_DATA
     if not root.is_dir():
         return []
+    from model.training import data as model_data
+
     card = json.loads((model_dir / "model_card.json").read_text())
-    try:
-        from model import data as model_data
-    except ImportError:  # model.data not there: a fixed seeded sample of the train folder
-        files = _shuffled(sorted(str(p) for p in root.rglob("*.jp*g")))
-        return files[: len(files) // 2]  # the quality test draws its sample from the other half
     split = card.get("training_data", {}).get("split", {})
     splits = model_data.training_splits(
         model_data.resolve_root(root),
@@ -168,7 +165,15 @@ def head_nodes(onnx_path: Path) -> list[str]:
 
 def compile_in_subprocess(model_dir: Path, out_dir: Path, size: int, int8: bool, data: str | None):
     """Run this module's CLI in a child process; raises CalledProcessError on failure."""
-    argv = [sys.executable, "-m", "model.export", str(model_dir), str(out_dir), "--size", str(size)]
+    argv = [
+        sys.executable,
+        "-m",
+        "model.serving.export",
+        str(model_dir),
+        str(out_dir),
+        "--size",
+        str(size),
+    ]
     if int8:
         argv.append("--int8")
     if data:
