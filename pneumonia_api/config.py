@@ -43,6 +43,10 @@ class Config:
         self.STORE_FILENAMES = os.environ.get("STORE_FILENAMES", "1") != "0"
         # How long a retried upload with the same Idempotency-Key returns the first job.
         self.IDEMPOTENCY_TTL_SECONDS = _int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+        # The worklist (/v1/worklist) sorts at most this many results of its date window, and
+        # flags for a second look those within this distance of the decision threshold.
+        self.WORKLIST_SCAN_MAX = _int("WORKLIST_SCAN_MAX", 5000)
+        self.SECOND_LOOK_MARGIN = float(os.environ.get("SECOND_LOOK_MARGIN", "0.1"))
         self.PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
     def check(self) -> None:

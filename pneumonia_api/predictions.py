@@ -12,7 +12,7 @@ from jobs.record import LABELS, Prediction, new_id
 from . import images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
-from .jobstore import get_queue, live_workers, served_model, training
+from .jobstore import get_queue, live_workers, served_model, training, verdicts
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 bp.before_request(require_token)
@@ -161,7 +161,8 @@ def get_prediction(pid: str):
             "No prediction with that id (it may have expired). "
             "List recent ones with GET /v1/predictions.",
         )
-    return jsonify(_public(record))
+    found = verdicts().get(pid)  # the reader's verdict (pneumonia_api/verdicts.py)
+    return jsonify({**_public(record), "verdict": found.to_dict() if found else None})
 
 
 @bp.get("/predictions/<pid>/image")

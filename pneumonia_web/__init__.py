@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
         results,
         templating,
         upload,
+        verdict,
         worklist,
     )
     from pneumonia_web.config import Config, check_production, fill_dev_defaults
@@ -55,7 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
-    for module in (auth, upload, results, worklist, model_card, admin, health):
+    for module in (auth, upload, results, verdict, worklist, model_card, admin, health):
         app.register_blueprint(module.bp)
     metrics.init_app(app)  # after the limiter (it exempts /metrics); nginx hides /metrics
     return app

@@ -95,6 +95,25 @@ class ApiClient:
         params.update({k: v for k, v in filters.items() if v})
         return self._call("GET", "/v1/predictions", params=params).json()
 
+    def worklist(self, **params: Any) -> dict:
+        """A triaged page: ``{"items", "total", "next_offset", "unread", "truncated"}``."""
+        query = {k: v for k, v in params.items() if v not in (None, "", False)}
+        return self._call("GET", "/v1/worklist", params=query).json()
+
+    def unread(self) -> int:
+        """How many results have a label and no reader's verdict yet."""
+        # Every page's navigation asks: a short timeout, so a slow API never holds a page.
+        timeout = min(self.timeout, 2.0)
+        return int(self._call("GET", "/v1/worklist/unread", timeout=timeout).json()["unread"])
+
+    def record_verdict(self, pid: str, choice: str, note: str, reader: str) -> dict:
+        """Record (or replace) the reader's verdict on one result."""
+        body = {"choice": choice, "note": note}
+        headers = {"X-Reader": reader}
+        return self._call(
+            "PUT", f"/v1/predictions/{pid}/verdict", json=body, headers=headers
+        ).json()
+
     def model(self) -> dict:
         """The model card, training progress and workers."""
         return self._call("GET", "/v1/model").json()
