@@ -12,6 +12,9 @@ Layout (``{p}`` is the configurable key prefix, ``pneumonia`` by default)::
     {p}:workers              zset     worker names scored by last heartbeat (s)
     {p}:model                hash     the model card the workers serve now
     {p}:training             hash     progress of a running training
+    {p}:heatmaps             list     Grad-CAM requests: prediction ids (jobs.heatmaps)
+    {p}:heatmap:<id>         hash     Grad-CAM of one prediction (PNG or error), TTL = image's
+    {p}:heatmap:<id>:asked   string   a request is out; expires after HEATMAP_RETRY_SECONDS
 
 Jobs are read with XREADGROUP by the consumer group :data:`GROUP`; a job stays pending until a
 worker XACKs it, so a worker that dies mid-batch leaves its jobs to be reclaimed with XAUTOCLAIM.
@@ -66,3 +69,13 @@ class Keys:
 
     def worker(self, name: str) -> str:
         return f"{self.prefix}:worker:{name}"
+
+    @property
+    def heatmap_requests(self) -> str:
+        return f"{self.prefix}:heatmaps"
+
+    def heatmap(self, pid: str) -> str:
+        return f"{self.prefix}:heatmap:{pid}"
+
+    def heatmap_asked(self, pid: str) -> str:
+        return f"{self.prefix}:heatmap:{pid}:asked"

@@ -34,6 +34,10 @@ class Config:
         # A worker whose heartbeat is older than this is not counted as alive.
         self.WORKER_STALE_SECONDS = _int("WORKER_STALE_SECONDS", 30)
         self.HISTORY_MAX_LIMIT = _int("HISTORY_MAX_LIMIT", 200)
+        # Heatmaps (pneumonia_api/heatmaps.py): the longest ?wait= a client may ask for, and
+        # how long a request may stay unanswered before the next poll asks again.
+        self.HEATMAP_MAX_WAIT_SECONDS = _int("HEATMAP_MAX_WAIT_SECONDS", 10)
+        self.HEATMAP_RETRY_SECONDS = _int("HEATMAP_RETRY_SECONDS", 30)
         self.PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
     def check(self) -> None:
