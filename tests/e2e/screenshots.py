@@ -88,6 +88,20 @@ def shoot(out: Path, store: Path, tmp: Path) -> list[Path]:
             page.wait_for_load_state("networkidle")
             save(page, "04-result.png", full_page=True)
 
+            # Where the model looked: the Grad-CAM layer switched on (issue 18).
+            page.get_by_label("Show the heatmap over the X-ray").check(timeout=120_000)
+            page.locator("#heatmap-layer").wait_for(state="visible")
+            page.wait_for_load_state("networkidle")
+            save(page, "08-heatmap.png", full_page=True)
+
+            # The printable report, as the printer sees it.
+            page.get_by_role("link", name="Print report").click()
+            page.locator("#heatmap[data-heatmap=ready]").wait_for(timeout=120_000)
+            page.wait_for_load_state("networkidle")
+            page.emulate_media(media="print")
+            save(page, "09-print-report.png", full_page=True)
+            page.emulate_media(media="screen")
+
             page.get_by_role("navigation").get_by_role("link", name="Model card").click()
             page.wait_for_load_state("networkidle")
             save(page, "05-model-card.png", full_page=True)
