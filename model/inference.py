@@ -235,6 +235,8 @@ class Worker:
                 threads=self.s.threads,
                 cache_dir=self.s.model_cache_dir,
                 calibration_data=self.s.calibration_data or None,
+                check_images=self.s.check_images,
+                max_auc_loss=self.s.max_auc_loss,
             )
         except Exception as exc:
             self._failed_version = version

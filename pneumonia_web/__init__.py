@@ -35,7 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     from pneumonia_web.extensions import csrf, limiter, login_manager
 
     app = Flask(__name__)
-    app.config.from_object(Config)
+    app.config.from_object(Config())
     if config:
         app.config.update(config)
     fill_dev_defaults(app.config)
