@@ -17,6 +17,9 @@ Layout (``{p}`` is the configurable key prefix, ``pneumonia`` by default)::
     {p}:verdict:<id>         hash     the reader's verdict on one prediction (jobs.verdicts)
     {p}:verdicts             zset     prediction ids with a verdict, scored by verdict time (ms)
     {p}:verdicts:tally       hash     verdict counts "<model version>|<agreement>" (metrics)
+    {p}:heatmaps             list     Grad-CAM requests: prediction ids (jobs.heatmaps)
+    {p}:heatmap:<id>         hash     Grad-CAM of one prediction (PNG or error), TTL = image's
+    {p}:heatmap:<id>:asked   string   a request is out; expires after HEATMAP_RETRY_SECONDS
 
 Jobs are read with XREADGROUP by the consumer group :data:`GROUP`; a job stays pending until a
 worker XACKs it, so a worker that dies mid-batch leaves its jobs to be reclaimed with XAUTOCLAIM.
@@ -85,3 +88,13 @@ class Keys:
     @property
     def verdict_tally(self) -> str:
         return f"{self.prefix}:verdicts:tally"
+
+    @property
+    def heatmap_requests(self) -> str:
+        return f"{self.prefix}:heatmaps"
+
+    def heatmap(self, pid: str) -> str:
+        return f"{self.prefix}:heatmap:{pid}"
+
+    def heatmap_asked(self, pid: str) -> str:
+        return f"{self.prefix}:heatmap:{pid}:asked"

@@ -45,12 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from jobs.heatmaps import Heatmaps
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.record import FINAL, Label, Prediction
 from jobs.registry import WorkerRegistry
 from model import preprocess
 from model.serving import metrics
+from model.serving.heatmaps import HeatmapThread
 from model.serving.predictor import Predictor, host_threads, load_predictor
 from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
@@ -108,6 +110,14 @@ class Worker:
         self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
         self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
         self.processed = 0
+        # Grad-CAM heatmaps on request, in a thread of their own (model/serving/heatmaps.py).
+        self.heatmaps = HeatmapThread(
+            self.queue,
+            Heatmaps(self.r, prefix=settings.redis_prefix),
+            self.store,
+            self._stop,
+            max_side=settings.heatmap_max_side,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -125,6 +135,8 @@ class Worker:
         acknowledged) oldest batch first, and a stop request drains every batch in flight.
         """
         self._connect()
+        if self.s.heatmaps and not burst:
+            self.heatmaps.start()
         while not self._stop.is_set():
             try:
                 self.maybe_reload()
@@ -159,6 +171,9 @@ class Worker:
         self.beat(force=True, state="stopped")
         self._pool.shutdown(wait=True)
         self._infer.shutdown(wait=True)
+        if self.heatmaps.is_alive():
+            self._stop.set()
+            self.heatmaps.join(timeout=30)  # a heatmap in hand is finished, not lost
         return self.processed
 
     def _connect(self) -> None:

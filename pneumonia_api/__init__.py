@@ -29,7 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from . import errors, health, jobstore, metrics, predictions, verdicts, worklist
+    from . import errors, health, heatmaps, jobstore, metrics, predictions, verdicts, worklist
 
     errors.init_app(app)
     jobstore.init_app(app)
@@ -38,4 +38,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(predictions.bp)
     app.register_blueprint(verdicts.bp)
     app.register_blueprint(worklist.bp)
+    app.register_blueprint(heatmaps.bp)
     return app

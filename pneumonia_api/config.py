@@ -47,6 +47,10 @@ class Config:
         # flags for a second look those within this distance of the decision threshold.
         self.WORKLIST_SCAN_MAX = _int("WORKLIST_SCAN_MAX", 5000)
         self.SECOND_LOOK_MARGIN = float(os.environ.get("SECOND_LOOK_MARGIN", "0.1"))
+        # Heatmaps (pneumonia_api/heatmaps.py): the longest ?wait= a client may ask for, and
+        # how long a request may stay unanswered before the next poll asks again.
+        self.HEATMAP_MAX_WAIT_SECONDS = _int("HEATMAP_MAX_WAIT_SECONDS", 10)
+        self.HEATMAP_RETRY_SECONDS = _int("HEATMAP_RETRY_SECONDS", 30)
         self.PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
     def check(self) -> None:

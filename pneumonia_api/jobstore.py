@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis
 from flask import Flask, current_app
 
+from jobs.heatmaps import Heatmaps
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.registry import WorkerRegistry
@@ -39,6 +40,9 @@ def init_app(app: Flask) -> None:
     app.extensions["job_training"] = TrainingProgress(client, prefix)
     app.extensions["job_verdicts"] = VerdictStore(
         client, prefix, retention=app.config["RESULT_RETENTION_SECONDS"]
+    )
+    app.extensions["job_heatmaps"] = Heatmaps(
+        client, prefix, retry_seconds=app.config["HEATMAP_RETRY_SECONDS"]
     )
 
 

@@ -27,6 +27,7 @@ def _links(pid: str) -> dict:
     return {
         "self": url_for("predictions.get_prediction", pid=pid),
         "image": url_for("predictions.get_image", pid=pid),
+        "heatmap": url_for("heatmaps.get_heatmap", pid=pid),
     }
 
 

@@ -22,8 +22,10 @@ def create_app(config: dict | None = None) -> Flask:
         db,
         errors,
         health,
+        heatmap,
         metrics,
         model_card,
+        report,
         results,
         templating,
         upload,
@@ -57,6 +59,8 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     for module in (auth, upload, results, verdict, worklist, model_card, admin, health):
+        app.register_blueprint(module.bp)
+    for module in (heatmap, report):  # issue 18: where the model looked, printable report
         app.register_blueprint(module.bp)
     metrics.init_app(app)  # after the limiter (it exempts /metrics); nginx hides /metrics
     return app

@@ -87,6 +87,16 @@ class ApiClient:
         resp = self._call("GET", f"/v1/predictions/{pid}/image")
         return resp.content, resp.headers.get("Content-Type", "application/octet-stream")
 
+    def heatmap(self, pid: str) -> bytes | None:
+        """The Grad-CAM layer (PNG) of a result, or None while a worker is drawing it.
+
+        Never waits: the API asks a worker and answers 202 at once, so the page polls
+        (pneumonia_web/heatmap.py). Refusals (404 expired, 409 not scored yet, 422 failed)
+        raise ApiError with the API's message.
+        """
+        resp = self._call("GET", f"/v1/predictions/{pid}/heatmap")
+        return None if resp.status_code == 202 else resp.content
+
     def list(self, limit: int, before: int | None = None, **filters: str) -> dict:
         """A page of predictions newest first: ``{"items": [...], "next_before": ms|None}``."""
         params: dict[str, Any] = {"limit": limit}
