@@ -48,6 +48,13 @@ class TrainConfig:
     max_minutes: float = 17.0  # training budget; + loading, tracing, evaluation ~ 20 minutes
     val_fraction: float = 0.1
     test_fraction: float = 0.1
+    # The latest patient ids of each file family, held out (half to compare recipes on, half
+    # only reported): how the model does on patients who arrive later (model/README.md).
+    shift_fraction: float = 0.12
+    calib_fraction: float = 0.1  # patients the probability calibration is fitted on
+    intensity_augment: float = 0.0  # gamma, contrast, noise, blur in the input pipeline
+    label_smoothing: float = 0.0
+    bootstrap: int = 1000  # resamples for the 95 % intervals of the card's figures
     seed: int = 1337
     target_sensitivity: float = 0.95
     limit: int = 0
