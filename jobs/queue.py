@@ -88,6 +88,20 @@ class JobQueue:
         self._store(prediction, image).execute()
         return prediction
 
+    def submit_not_assessable(
+        self, prediction: Prediction, reason: str, image: bytes
+    ) -> Prediction:
+        """Store an upload the API already knows the model must not read: final at once.
+
+        The image and the record are kept like any other upload (nothing accepted is lost,
+        the clinician sees the image and why), but no job is queued.
+        """
+        prediction.status = JobStatus.NOT_ASSESSABLE.value
+        prediction.reason = reason
+        prediction.started_at = prediction.finished_at = now_ms()
+        self._store(prediction, image).execute()
+        return prediction
+
     # --- reading (API, UI through the API) -----------------------------------------------
 
     def get(self, pid: str) -> Prediction | None:
@@ -226,6 +240,27 @@ class JobQueue:
             maxlen=self.stream_maxlen,
             approximate=True,
         )
+        pipe.xack(self.keys.stream, GROUP, entry_id)
+        pipe.execute()
+
+    def not_assessable(
+        self, entry_id: str, pid: str, reason: str, worker: str, model_version: str | None
+    ) -> None:
+        """End a job without a label because the model must not read the image (worker side).
+
+        Not a failure (no dead letter, no retry): the image was read and judged unfit.
+        """
+        mapping = {
+            "status": JobStatus.NOT_ASSESSABLE.value,
+            "reason": reason,
+            "finished_at": str(now_ms()),
+            "worker": worker,
+        }
+        if model_version:
+            mapping["model_version"] = model_version
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.prediction(pid), mapping=mapping)
+        pipe.hdel(self.keys.prediction(pid), "error")
         pipe.xack(self.keys.stream, GROUP, entry_id)
         pipe.execute()
 

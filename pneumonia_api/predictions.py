@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from jobs.record import LABELS, Prediction, new_id
 
-from . import images, metrics, uploads
+from . import assessable, images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
 from .jobstore import get_queue, live_workers, served_model, training
@@ -72,8 +72,13 @@ def create_predictions():
             size_bytes=size,
             uploader=uploader,
         )
+        reason = image.not_assessable or assessable.shape_reason(
+            image.width, image.height, current_app.config["MAX_ASPECT_RATIO"]
+        )
         hit = queue.cached_result(image.sha256, served.get("version"))
-        if hit is not None:
+        if reason:
+            queue.submit_not_assessable(record, reason, image.data)
+        elif hit is not None:
             queue.record_cached(record, hit, image.data)
             metrics.cache_hit()
         else:
