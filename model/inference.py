@@ -50,7 +50,7 @@ from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.record import FINAL, Label, Prediction
 from jobs.registry import WorkerRegistry
-from model import preprocess
+from model import assess, ood, preprocess
 from model.serving import metrics
 from model.serving.heatmaps import HeatmapThread
 from model.serving.predictor import Predictor, host_threads, load_predictor
@@ -271,7 +271,7 @@ class Worker:
         self.state_detail("ready", f"serving {version}")
         metrics.model_loaded(version, seconds)
         with contextlib.suppress(redis.RedisError):
-            self.served.publish(predictor.card)
+            self.served.publish(served_card(predictor.card))
         log.info(
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
@@ -316,7 +316,11 @@ class Worker:
         if not jobs:
             return None
         size = predictor.input_size
-        return predictor, jobs, [self._pool.submit(preprocess.prepare, j.image, size) for j in jobs]
+        return (
+            predictor,
+            jobs,
+            [self._pool.submit(assess.prepare_checked, j.image, size) for j in jobs],
+        )
 
     def launch(self, predictor: Predictor, jobs: list[Job], futures) -> tuple | None:
         """Wait for the decoded pixels, then start predicting them in an inference thread."""
@@ -329,13 +333,34 @@ class Worker:
                 metrics.failure("unreadable_image")
                 log.warning("job %s: %s", job.record.id, UNREADABLE)
                 self.queue.fail(job.entry_id, job.record.id, UNREADABLE)
+            except assess.NotAssessable as exc:
+                self._not_assessable(job, str(exc), predictor)
             except Exception as exc:
                 self._failed(job, "preprocess", f"image could not be prepared: {exc}")
             job.image = b""  # the bytes are no longer needed; keep memory flat
+        ready = self._in_distribution(ready, predictor)
         if not ready:
             return None
         batch = np.stack([j.pixels for j in ready])
         return predictor, ready, self._infer.submit(_timed, predictor.predict, batch)
+
+    def _in_distribution(self, jobs: list[Job], predictor: Predictor) -> list[Job]:
+        """The jobs whose pixels look like the training X-rays; the rest end not_assessable."""
+        params = (predictor.card.get("input_check") or {}).get("params")
+        if not jobs or not params:
+            return jobs
+        far = ood.outside(params, np.stack([j.pixels for j in jobs]))
+        for job in (j for j, out in zip(jobs, far, strict=True) if out):
+            self._not_assessable(job, assess.OUT_OF_DISTRIBUTION, predictor)
+        return [j for j, out in zip(jobs, far, strict=True) if not out]
+
+    def _not_assessable(self, job: Job, reason: str, predictor: Predictor) -> None:
+        """Final without a label: the image is not something this model may read."""
+        log.info("job %s not assessable: %s", job.record.id, reason.split(":")[0])
+        self.queue.not_assessable(
+            job.entry_id, job.record.id, reason, self.s.name, predictor.version
+        )
+        self.processed += 1
 
     def drain(self, keep: int = 0) -> None:
         """Finish batches in flight, oldest first, until at most ``keep`` are left.
@@ -438,6 +463,14 @@ class Worker:
             self.queue.fail(job.entry_id, rec.id, reason)
         else:
             self.queue.retry(job.entry_id, rec.id, reason)
+
+
+def served_card(card: dict) -> dict:
+    """The card as the API and UI get it: without the input check's bulky parameters."""
+    check = card.get("input_check")
+    if not isinstance(check, dict) or "params" not in check:
+        return card
+    return {**card, "input_check": {k: v for k, v in check.items() if k != "params"}}
 
 
 def _timed(fn, batch):

@@ -28,6 +28,9 @@ class Config:
         self.MAX_FILES_PER_REQUEST = _int("MAX_FILES_PER_REQUEST", 20)
         self.MAX_IMAGE_PIXELS = _int("MAX_IMAGE_PIXELS", 50_000_000)
         self.MIN_IMAGE_SIDE = _int("MIN_IMAGE_SIDE", 32)
+        # Longer side / shorter side beyond which an upload is not a chest film (accepted,
+        # ends not_assessable). Chest films are near 1; the Kermany originals reach 2.2.
+        self.MAX_ASPECT_RATIO = float(os.environ.get("MAX_ASPECT_RATIO", "2.5"))
         # How long things are kept.
         self.IMAGE_TTL_SECONDS = _int("IMAGE_TTL_SECONDS", 7 * 24 * 3600)
         self.RESULT_RETENTION_SECONDS = _int("RESULT_RETENTION_SECONDS", 30 * 24 * 3600)

@@ -7,9 +7,10 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from jobs.record import LABELS, Prediction, new_id
+from jobs.queue import mark_not_assessable
+from jobs.record import LABELS, JobStatus, Prediction, new_id
 
-from . import images, metrics, uploads
+from . import assessable, images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
 from .jobstore import get_queue, live_workers, served_model, training, verdicts
@@ -140,8 +141,15 @@ def create_predictions():
             size_bytes=size,
             uploader=uploader,
         )
+        reason = image.not_assessable or assessable.shape_reason(
+            image.width, image.height, current_app.config["MAX_ASPECT_RATIO"]
+        )
+        if reason:
+            batch.append((mark_not_assessable(record, reason), image.data, None))
+            continue
         batch.append((record, image.data, queue.cached_result(image.sha256, served.get("version"))))
-    _check_backpressure(queue, sum(1 for _, _, hit in batch if hit is None))
+    queued = sum(1 for r, _, hit in batch if hit is None and r.status == JobStatus.QUEUED.value)
+    _check_backpressure(queue, queued)
     ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
     idempotency = (idem_key, ",".join(r.id for r, _, _ in batch), ttl) if idem_key else None
     records = queue.submit_all(batch, idempotency)  # one transaction: all or nothing

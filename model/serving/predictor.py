@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model import calibration
 from model.card import verify_files
 from model.serving.runtimes import (
     OpenVinoRunner,
@@ -82,9 +83,13 @@ class Predictor:
         return int(getattr(self._fn, "concurrency", 1))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities of pneumonia, one per image, as float32 in [0, 1]. Thread-safe."""
+        """Probabilities of pneumonia, one per image, as float32 in [0, 1]. Thread-safe.
+
+        Calibrated with the card's ``calibration`` (model/calibration.py; the identity for
+        older cards), so the value served is on the same scale as the card's threshold.
+        """
         out = np.asarray(self._fn(batch), dtype=np.float32).reshape(len(batch), -1)
-        return out[:, 0]
+        return calibration.apply(self.card.get("calibration"), out[:, 0]).astype(np.float32)
 
 
 def host_threads() -> int:
