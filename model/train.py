@@ -108,6 +108,26 @@ def parser(base: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     )
     add("--val-fraction", type=float, default=base.val_fraction)
     add("--test-fraction", type=float, default=base.test_fraction)
+    add(
+        "--shift-fraction",
+        type=float,
+        default=base.shift_fraction,
+        help="latest patient ids of each family held out (shift_val + shift_test), 0 = none",
+    )
+    add(
+        "--calib-fraction",
+        type=float,
+        default=base.calib_fraction,
+        help="patients the probability calibration is fitted on, 0 = uncalibrated",
+    )
+    add(
+        "--intensity-augment",
+        type=float,
+        default=base.intensity_augment,
+        help="gamma / contrast / noise / blur augmentation strength, 0 = off",
+    )
+    add("--label-smoothing", type=float, default=base.label_smoothing)
+    add("--bootstrap", type=int, default=base.bootstrap, help="resamples for 95 %% intervals")
     add("--seed", type=int, default=base.seed)
     add("--target-sensitivity", type=float, default=base.target_sensitivity)
     add(

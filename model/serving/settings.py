@@ -62,3 +62,7 @@ class WorkerSettings:
     # X-rays to calibrate int8 on when the model version ships no calibration.npz
     # (default: the shared training set, ../shared/data/chest_xray_224).
     calibration_data: str = field(default_factory=lambda: _env("CALIBRATION_DATA", ""))
+    # Grad-CAM heatmaps on request (model/serving/heatmaps.py): 0 turns the thread off; the
+    # PNG's longest side in pixels.
+    heatmaps: int = field(default_factory=lambda: _env("HEATMAPS", 1))
+    heatmap_max_side: int = field(default_factory=lambda: _env("HEATMAP_MAX_SIDE", 1024))
