@@ -134,7 +134,10 @@ def test_a_model_with_constant_normalisation_exports_with_one_input(tmp_path, ba
     model_dir = tmp_path / "centred-1"
     model_dir.mkdir()
     keras.Model(inputs, outputs).save(model_dir / "model.keras")
+    from model.card import checksums
+
     card = {"version": "centred-1", "input_size": 32, "threshold": 0.5}
+    card["files"] = checksums(model_dir)
     (model_dir / "model_card.json").write_text(json.dumps(card))
     ref = load_predictor(model_dir, "keras").predict(batch)
     fast = load_predictor(model_dir, "onnx", cache_dir=tmp_path / "cache")
