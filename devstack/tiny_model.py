@@ -23,6 +23,8 @@ def build_tiny_model(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from model.card import checksums
+
     keras.utils.set_random_seed(0)
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
@@ -44,6 +46,7 @@ def build_tiny_model(
         "threshold": threshold,
         "training_data": {"name": "none", "credit": "none"},
         "metrics": {},
+        "files": checksums(out_dir),
     }
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return out_dir

@@ -16,7 +16,7 @@ for i, key in ipairs(KEYS) do
     out[i] = {}
   else
     local status = redis.call('HGET', key, 'status')
-    if status ~= 'done' and status ~= 'failed' then
+    if status ~= 'done' and status ~= 'failed' and status ~= 'not_assessable' then
       redis.call('HSET', key, 'status', 'processing', 'started_at', ARGV[2], 'worker', ARGV[1])
     end
     out[i] = redis.call('HGETALL', key)
@@ -36,7 +36,7 @@ for j = 1, (#KEYS - 1) / 2 do
   local record, cache = KEYS[2 * j], KEYS[2 * j + 1]
   local n = tonumber(ARGV[a + 2])
   local status = redis.call('HGET', record, 'status')
-  if status == false or status == 'done' or status == 'failed' then
+  if status == false or status == 'done' or status == 'failed' or status == 'not_assessable' then
     out[j] = 0
   else
     redis.call('HDEL', record, 'error')
@@ -61,6 +61,7 @@ RESULT_FIELDS = (
     "model_version",
     "cached",
     "error",
+    "reason",
     "worker",
 )
 

@@ -29,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
         results,
         templating,
         upload,
+        verdict,
         worklist,
     )
     from pneumonia_web.config import Config, check_production, fill_dev_defaults
@@ -57,7 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
-    for module in (auth, upload, results, worklist, model_card, admin, health):
+    for module in (auth, upload, results, verdict, worklist, model_card, admin, health):
         app.register_blueprint(module.bp)
     for module in (heatmap, report):  # issue 18: where the model looked, printable report
         app.register_blueprint(module.bp)

@@ -38,9 +38,10 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_REFRESH_EACH_REQUEST = True
-        self.REMEMBER_COOKIE_DURATION = timedelta(
-            seconds=0
-        )  # no "remember me": shared ward tablets
+        # However active, a session ends this long after its login (a shift plus some).
+        self.SESSION_MAX_HOURS = _int("SESSION_MAX_HOURS", 12)
+        # No "remember me": shared ward tablets.
+        self.REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
 
         # CSRF tokens live as long as the session that holds them.
         self.WTF_CSRF_TIME_LIMIT = None
@@ -56,6 +57,10 @@ class Config:
         self.WORKLIST_PAGE_SIZE = _int("WORKLIST_PAGE_SIZE", 20)
         self.AUDIT_PAGE_SIZE = _int("AUDIT_PAGE_SIZE", 50)
         self.AUDIT_MAXLEN = _int("AUDIT_MAXLEN", 1_000_000)
+
+        # File names can carry patients: 0 keeps them out of the API's records and the audit
+        # log (the same setting as the API's).
+        self.STORE_FILENAMES = os.environ.get("STORE_FILENAMES", "1") != "0"
 
         # How many proxies (nginx) stand in front and set X-Forwarded-*; 0 when reached directly.
         self.PROXY_COUNT = _int("PROXY_COUNT", 1)

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("jobs", "observability", "devstack", "pneumonia_api", "pneumonia_web", "model", "bench")
+PACKAGES = (
+    "jobs",
+    "observability",
+    "devstack",
+    "pneumonia_api",
+    "pneumonia_web",
+    "pneumonia_score",
+    "model",
+    "bench",
+)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -55,6 +64,11 @@ def offenders(packages: tuple[str, ...], forbidden: set[str]) -> list[str]:
         ),
         (("pneumonia_web",), {"model", "keras", "tensorflow"}, "the UI never loads a model"),
         (("observability",), {"pneumonia_api", "pneumonia_web", "model"}, "shared by both"),
+        (
+            ("pneumonia_score",),
+            {"pneumonia_api", "pneumonia_web", "model", "jobs", "flask", "redis"},
+            "the batch scorer is an API client: HTTP only",
+        ),
         (PACKAGES, {"tests"}, "nothing outside tests/ imports tests/"),
     ],
 )

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model import calibration
+from model.card import verify_files
 from model.serving.runtimes import (
     OpenVinoRunner,
     keras_runner,
@@ -81,9 +83,13 @@ class Predictor:
         return int(getattr(self._fn, "concurrency", 1))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities of pneumonia, one per image, as float32 in [0, 1]. Thread-safe."""
+        """Probabilities of pneumonia, one per image, as float32 in [0, 1]. Thread-safe.
+
+        Calibrated with the card's ``calibration`` (model/calibration.py; the identity for
+        older cards), so the value served is on the same scale as the card's threshold.
+        """
         out = np.asarray(self._fn(batch), dtype=np.float32).reshape(len(batch), -1)
-        return out[:, 0]
+        return calibration.apply(self.card.get("calibration"), out[:, 0]).astype(np.float32)
 
 
 def host_threads() -> int:
@@ -178,7 +184,8 @@ def load_predictor(
 
     ``threads=0`` uses every core this process may run on. ``backend="auto"`` chooses one on
     this host (:func:`model.serving.selection.choose`, ``check_images`` validation X-rays,
-    at most ``max_auc_loss`` ROC AUC below Keras fp32).
+    at most ``max_auc_loss`` ROC AUC below Keras fp32). A model whose file does not match
+    the checksum in its card is refused (ChecksumMismatch) before anything loads it.
     """
     model_dir = Path(model_dir)
     if backend == AUTO:
@@ -194,6 +201,7 @@ def load_predictor(
             max_auc_loss=max_auc_loss,
         )
     card = json.loads((model_dir / CARD_FILE).read_text())
+    verify_files(model_dir, card)
     threads = threads or host_threads()
     backend = resolve_backend(backend)
     size = int(card.get("input_size") or 0)
