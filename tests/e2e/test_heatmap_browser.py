@@ -75,7 +75,9 @@ def test_clinician_toggles_the_heatmap_and_prints_the_report(stack, tmp_path):
         stack_box = page.locator(".xray-stack")
 
         toggle = page.get_by_label("Show the heatmap over the X-ray")
-        plain = red_excess(stack_box.screenshot())
+        # caret="initial": Playwright's default injects a <style> to hide the caret, which the
+        # CSP blocks and Chromium reports as a console error (page.problems), a little later.
+        plain = red_excess(stack_box.screenshot(caret="initial"))
         toggle.check()
         expect(layer).to_be_visible()
         expect(layer).to_have_js_property("complete", True)
@@ -86,7 +88,7 @@ def test_clinician_toggles_the_heatmap_and_prints_the_report(stack, tmp_path):
         opacity.fill("100")
         expect(page.locator("#heatmap-opacity-value")).to_have_text("100 %")
         expect(layer).to_have_css("opacity", "1")
-        seen = red_excess(stack_box.screenshot())
+        seen = red_excess(stack_box.screenshot(caret="initial"))
         assert seen["tl"] > 15, seen  # the square's corner glows red
         assert max(seen["tr"], seen["bl"], seen["br"]) < 5, seen  # the rest stays grey
         assert max(plain.values()) < 10, plain  # and none of it was there before
