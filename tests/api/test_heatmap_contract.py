@@ -26,7 +26,9 @@ def test_a_heatmap_expires_with_its_image_and_never_outlives_it(redis_client):
     found = maps.get(PID)
     assert found.status == HeatmapStatus.READY and found.png == b"\x89PNG..."
     assert found.model_version == "v1" and found.layer == "conv"
-    assert 0 < redis_client.pttl(keys.heatmap(PID)) <= redis_client.pttl(keys.image(PID))
+    pipe = redis_client.pipeline(transaction=True)  # both TTLs at the same instant
+    heatmap_ttl, image_ttl = pipe.pttl(keys.heatmap(PID)).pttl(keys.image(PID)).execute()
+    assert 0 < heatmap_ttl <= image_ttl
     assert not redis_client.exists(keys.heatmap_asked(PID))  # answered: the marker goes
 
     redis_client.delete(keys.image(PID), keys.heatmap(PID))  # the image expired
