@@ -8,6 +8,7 @@ import requests
 
 from devstack.api import AUTH
 from devstack.processes import wait_until
+from jobs.record import FINAL
 
 
 def wait_ready(api_url: str, timeout: float = 90, interval: float = 0.1) -> None:
@@ -43,6 +44,6 @@ def result(api_url: str, item: dict, timeout: float = 120) -> dict:
 
     def done():
         body = requests.get(api_url + item["links"]["self"], headers=AUTH, timeout=5).json()
-        return body if body.get("status") in ("done", "failed") else None
+        return body if body.get("status") in FINAL else None
 
     return wait_until(done, timeout=timeout, interval=0.2, what=f"result of {item['id']}")

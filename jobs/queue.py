@@ -54,9 +54,11 @@ class JobQueue:
         uploads: list[tuple[Prediction, bytes, Prediction | None]],
         idempotency: tuple[str, str, int] | None = None,
     ) -> list[Prediction]:
-        """Store every upload of one request and queue those not cached, in ONE transaction.
+        """Store every upload of one request and queue those still to read, in ONE transaction.
 
-        ``uploads`` are (record, image, cached result or None). Either everything is written
+        ``uploads`` are (record, image, cached result or None). A record already final
+        (:func:`mark_not_assessable`) is stored, so the clinician sees the image and why, but
+        not queued. Either everything is written
         or nothing is: a Redis failure (a lost connection, an out-of-memory refusal) before
         EXEC leaves no record, no image, no job, so the API can truthfully answer "nothing
         was saved". ``idempotency`` (key, value, ttl) is written in the same transaction.
@@ -68,7 +70,7 @@ class JobQueue:
             if source is not None:
                 _copy_result(prediction, source)
             self._store(prediction, image, pipe)
-            if source is None:
+            if source is None and prediction.status == JobStatus.QUEUED.value:
                 pipe.xadd(self.keys.stream, {"id": prediction.id})
         pipe.zremrangebyscore(self.keys.index, "-inf", now_ms() - self.retention * 1000)
         if idempotency is not None:
@@ -295,6 +297,27 @@ class JobQueue:
         pipe.xack(self.keys.stream, GROUP, entry_id)
         pipe.execute()
 
+    def not_assessable(
+        self, entry_id: str, pid: str, reason: str, worker: str, model_version: str | None
+    ) -> None:
+        """End a job without a label because the model must not read the image (worker side).
+
+        Not a failure (no dead letter, no retry): the image was read and judged unfit.
+        """
+        mapping = {
+            "status": JobStatus.NOT_ASSESSABLE.value,
+            "reason": reason,
+            "finished_at": str(now_ms()),
+            "worker": worker,
+        }
+        if model_version:
+            mapping["model_version"] = model_version
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.prediction(pid), mapping=mapping)
+        pipe.hdel(self.keys.prediction(pid), "error")
+        pipe.xack(self.keys.stream, GROUP, entry_id)
+        pipe.execute()
+
     def retry(self, entry_id: str, pid: str, reason: str) -> None:
         """Put a job back at the end of the queue after a failed attempt."""
         pipe = self.r.pipeline(transaction=True)
@@ -337,3 +360,11 @@ def _copy_result(prediction: Prediction, source: Prediction) -> None:
     for name in ("label", "probability", "threshold", "model_version"):
         setattr(prediction, name, getattr(source, name))
     prediction.started_at = prediction.finished_at = now_ms()
+
+
+def mark_not_assessable(prediction: Prediction, reason: str) -> Prediction:
+    """Make an upload final before it is stored: the model must not read it (a reason why)."""
+    prediction.status = JobStatus.NOT_ASSESSABLE.value
+    prediction.reason = reason
+    prediction.started_at = prediction.finished_at = now_ms()
+    return prediction

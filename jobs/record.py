@@ -19,9 +19,12 @@ class JobStatus(enum.StrEnum):
     PROCESSING = "processing"
     DONE = "done"
     FAILED = "failed"
+    # Final, without a label: the image is not something the model may read (not a frontal
+    # chest radiograph, colour, blank, ...); ``reason`` says why, for the clinician.
+    NOT_ASSESSABLE = "not_assessable"
 
 
-FINAL = (JobStatus.DONE.value, JobStatus.FAILED.value)
+FINAL = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.NOT_ASSESSABLE.value)
 
 
 class Label(enum.StrEnum):
@@ -74,6 +77,7 @@ class Prediction:
     model_version: str | None = None
     cached: bool = False
     error: str | None = None
+    reason: str | None = None  # why a not_assessable image was not read (for the clinician)
     attempts: int = 0
     worker: str | None = None
 

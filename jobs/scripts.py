@@ -16,7 +16,7 @@ for i, key in ipairs(KEYS) do
     out[i] = {}
   else
     local status = redis.call('HGET', key, 'status')
-    if status ~= 'done' and status ~= 'failed' then
+    if status ~= 'done' and status ~= 'failed' and status ~= 'not_assessable' then
       redis.call('HSET', key, 'status', 'processing', 'started_at', ARGV[2], 'worker', ARGV[1])
     end
     out[i] = redis.call('HGETALL', key)
@@ -36,7 +36,7 @@ for j = 1, (#KEYS - 1) / 2 do
   local record, cache = KEYS[2 * j], KEYS[2 * j + 1]
   local n = tonumber(ARGV[a + 2])
   local status = redis.call('HGET', record, 'status')
-  if status == false or status == 'done' or status == 'failed' then
+  if status == false or status == 'done' or status == 'failed' or status == 'not_assessable' then
     out[j] = 0
   else
     redis.call('HDEL', record, 'error')
@@ -61,5 +61,22 @@ RESULT_FIELDS = (
     "model_version",
     "cached",
     "error",
+    "reason",
     "worker",
 )
+
+# Store one Grad-CAM result (jobs.heatmaps) so it expires with its image.
+# KEYS: image, heatmap, asked. ARGV: cap_ms (0: none), field, value, field, value...
+# The heatmap takes the image's remaining TTL (capped at cap_ms); nothing is stored once the
+# image has expired, so no heatmap outlives the X-ray it was drawn on. The request marker goes.
+STORE_HEATMAP = """
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[3])
+if ttl == -2 then return 0 end
+local cap = tonumber(ARGV[1])
+if cap > 0 and (ttl < 0 or ttl > cap) then ttl = cap end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""

@@ -40,6 +40,28 @@ DATA_CREDIT = (
     "Images for Classification, Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2, CC BY 4.0; "
     "Kermany et al., Cell 172(5) 2018, doi:10.1016/j.cell.2018.02.010"
 )
+IN_DATASET = (
+    "in-dataset: every figure is measured on held-out patients of the same hospital and "
+    "dataset (Kermany train split); the public test split, other periods and other hospitals "
+    "are not measured here, and the figures there are expected to be lower"
+)
+INTENDED_USE = (
+    "Research use only, not a diagnosis: a second reader that flags possible pneumonia on "
+    "frontal (PA/AP) chest radiographs of children aged 1-5, for a clinician who reads the "
+    "film; never to rule pneumonia out on its own."
+)
+LIMITATIONS = [
+    "Paediatric: trained on children aged 1-5; adults and infants are outside its data.",
+    "Single centre: one hospital (Guangzhou Women and Children's Medical Center), one period; "
+    "other scanners, exposures and populations may lower every figure.",
+    "Frontal chest radiographs only: lateral views, other body parts, CT and photographs are "
+    "refused as not assessable where detected, but the check is not perfect.",
+    "Binary: pneumonia (bacterial or viral) against normal; other findings (effusion, "
+    "pneumothorax, tubes, masses) are not assessed and may be labelled either way.",
+    "The probability is calibrated on held-out patients of the same dataset, where 74 % of "
+    "the films show pneumonia: in a population with fewer pneumonias the real chance behind "
+    "a given score is lower, and on other equipment it may be over- or under-confident.",
+]
 PREPROCESSING = (
     "model.preprocess.prepare: decode, greyscale, square bilinear resize to input_size "
     "(aspect ratio not kept), 3 equal channels, float32 0..255; normalisation is inside the model"

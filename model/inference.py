@@ -45,12 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from jobs.heatmaps import Heatmaps
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.record import FINAL, Label, Prediction
 from jobs.registry import WorkerRegistry
-from model import preprocess
+from model import assess, ood, preprocess
 from model.serving import metrics
+from model.serving.heatmaps import HeatmapThread
 from model.serving.predictor import Predictor, host_threads, load_predictor
 from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
@@ -108,6 +110,14 @@ class Worker:
         self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
         self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
         self.processed = 0
+        # Grad-CAM heatmaps on request, in a thread of their own (model/serving/heatmaps.py).
+        self.heatmaps = HeatmapThread(
+            self.queue,
+            Heatmaps(self.r, prefix=settings.redis_prefix),
+            self.store,
+            self._stop,
+            max_side=settings.heatmap_max_side,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -125,6 +135,8 @@ class Worker:
         acknowledged) oldest batch first, and a stop request drains every batch in flight.
         """
         self._connect()
+        if self.s.heatmaps and not burst:
+            self.heatmaps.start()
         while not self._stop.is_set():
             try:
                 self.maybe_reload()
@@ -159,6 +171,9 @@ class Worker:
         self.beat(force=True, state="stopped")
         self._pool.shutdown(wait=True)
         self._infer.shutdown(wait=True)
+        if self.heatmaps.is_alive():
+            self._stop.set()
+            self.heatmaps.join(timeout=30)  # a heatmap in hand is finished, not lost
         return self.processed
 
     def _connect(self) -> None:
@@ -233,6 +248,8 @@ class Worker:
                 threads=self.s.threads,
                 cache_dir=self.s.model_cache_dir,
                 calibration_data=self.s.calibration_data or None,
+                check_images=self.s.check_images,
+                max_auc_loss=self.s.max_auc_loss,
             )
         except Exception as exc:
             self._failed_version = version
@@ -254,7 +271,7 @@ class Worker:
         self.state_detail("ready", f"serving {version}")
         metrics.model_loaded(version, seconds)
         with contextlib.suppress(redis.RedisError):
-            self.served.publish(predictor.card)
+            self.served.publish(served_card(predictor.card))
         log.info(
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
@@ -299,7 +316,11 @@ class Worker:
         if not jobs:
             return None
         size = predictor.input_size
-        return predictor, jobs, [self._pool.submit(preprocess.prepare, j.image, size) for j in jobs]
+        return (
+            predictor,
+            jobs,
+            [self._pool.submit(assess.prepare_checked, j.image, size) for j in jobs],
+        )
 
     def launch(self, predictor: Predictor, jobs: list[Job], futures) -> tuple | None:
         """Wait for the decoded pixels, then start predicting them in an inference thread."""
@@ -312,13 +333,34 @@ class Worker:
                 metrics.failure("unreadable_image")
                 log.warning("job %s: %s", job.record.id, UNREADABLE)
                 self.queue.fail(job.entry_id, job.record.id, UNREADABLE)
+            except assess.NotAssessable as exc:
+                self._not_assessable(job, str(exc), predictor)
             except Exception as exc:
                 self._failed(job, "preprocess", f"image could not be prepared: {exc}")
             job.image = b""  # the bytes are no longer needed; keep memory flat
+        ready = self._in_distribution(ready, predictor)
         if not ready:
             return None
         batch = np.stack([j.pixels for j in ready])
         return predictor, ready, self._infer.submit(_timed, predictor.predict, batch)
+
+    def _in_distribution(self, jobs: list[Job], predictor: Predictor) -> list[Job]:
+        """The jobs whose pixels look like the training X-rays; the rest end not_assessable."""
+        params = (predictor.card.get("input_check") or {}).get("params")
+        if not jobs or not params:
+            return jobs
+        far = ood.outside(params, np.stack([j.pixels for j in jobs]))
+        for job in (j for j, out in zip(jobs, far, strict=True) if out):
+            self._not_assessable(job, assess.OUT_OF_DISTRIBUTION, predictor)
+        return [j for j, out in zip(jobs, far, strict=True) if not out]
+
+    def _not_assessable(self, job: Job, reason: str, predictor: Predictor) -> None:
+        """Final without a label: the image is not something this model may read."""
+        log.info("job %s not assessable: %s", job.record.id, reason.split(":")[0])
+        self.queue.not_assessable(
+            job.entry_id, job.record.id, reason, self.s.name, predictor.version
+        )
+        self.processed += 1
 
     def drain(self, keep: int = 0) -> None:
         """Finish batches in flight, oldest first, until at most ``keep`` are left.
@@ -421,6 +463,14 @@ class Worker:
             self.queue.fail(job.entry_id, rec.id, reason)
         else:
             self.queue.retry(job.entry_id, rec.id, reason)
+
+
+def served_card(card: dict) -> dict:
+    """The card as the API and UI get it: without the input check's bulky parameters."""
+    check = card.get("input_check")
+    if not isinstance(check, dict) or "params" not in check:
+        return card
+    return {**card, "input_check": {k: v for k, v in check.items() if k != "params"}}
 
 
 def _timed(fn, batch):

@@ -91,6 +91,26 @@ def parser() -> argparse.ArgumentParser:
     )
     add("--val-fraction", type=float, default=DEFAULT.val_fraction)
     add("--test-fraction", type=float, default=DEFAULT.test_fraction)
+    add(
+        "--shift-fraction",
+        type=float,
+        default=DEFAULT.shift_fraction,
+        help="latest patient ids of each family held out (shift_val + shift_test), 0 = none",
+    )
+    add(
+        "--calib-fraction",
+        type=float,
+        default=DEFAULT.calib_fraction,
+        help="patients the probability calibration is fitted on, 0 = uncalibrated",
+    )
+    add(
+        "--intensity-augment",
+        type=float,
+        default=DEFAULT.intensity_augment,
+        help="gamma / contrast / noise / blur augmentation strength, 0 = off",
+    )
+    add("--label-smoothing", type=float, default=DEFAULT.label_smoothing)
+    add("--bootstrap", type=int, default=DEFAULT.bootstrap, help="resamples for 95 %% intervals")
     add("--seed", type=int, default=DEFAULT.seed)
     add("--target-sensitivity", type=float, default=DEFAULT.target_sensitivity)
     add(

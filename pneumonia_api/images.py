@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import metadata
+from . import assessable, metadata
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class AcceptedImage:
     height: int
     sha256: str
     original_format: str
+    # Why the model must not read it, read from the DICOM header before it is dropped.
+    not_assessable: str | None = None
 
 
 def sniff(data: bytes) -> str | None:
@@ -231,7 +233,12 @@ def _from_dicom(data: bytes, filename: str, limits: Limits) -> AcceptedImage:
                 "multi_frame",
                 f"{filename} is a multi-frame DICOM. Upload a single-frame radiograph.",
             )
+        header_reason = assessable.dicom_reason(
+            ds.get("Modality"), ds.get("BodyPartExamined"), ds.get("ViewPosition")
+        )
         arr = ds.pixel_array
+        if arr.ndim == 3 and arr.shape[-1] == 3 and not header_reason:
+            header_reason = assessable.COLOUR_DICOM
         if arr.ndim == 3 and arr.shape[-1] == 3:  # colour: take luminance
             arr = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         elif arr.ndim != 2:
@@ -254,4 +261,6 @@ def _from_dicom(data: bytes, filename: str, limits: Limits) -> AcceptedImage:
     out = io.BytesIO()
     Image.fromarray(scaled.round().astype(np.uint8), mode="L").save(out, format="PNG")
     png = out.getvalue()
-    return AcceptedImage(png, "image/png", cols, rows, hashlib.sha256(png).hexdigest(), "dicom")
+    return AcceptedImage(
+        png, "image/png", cols, rows, hashlib.sha256(png).hexdigest(), "dicom", header_reason
+    )

@@ -7,12 +7,13 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from jobs.record import LABELS, Prediction, new_id
+from jobs.queue import mark_not_assessable
+from jobs.record import LABELS, JobStatus, Prediction, new_id
 
-from . import images, metrics, uploads
+from . import assessable, images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
-from .jobstore import get_queue, live_workers, served_model, training
+from .jobstore import get_queue, live_workers, served_model, training, verdicts
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 bp.before_request(require_token)
@@ -27,6 +28,7 @@ def _links(pid: str) -> dict:
     return {
         "self": url_for("predictions.get_prediction", pid=pid),
         "image": url_for("predictions.get_image", pid=pid),
+        "heatmap": url_for("heatmaps.get_heatmap", pid=pid),
     }
 
 
@@ -139,8 +141,15 @@ def create_predictions():
             size_bytes=size,
             uploader=uploader,
         )
+        reason = image.not_assessable or assessable.shape_reason(
+            image.width, image.height, current_app.config["MAX_ASPECT_RATIO"]
+        )
+        if reason:
+            batch.append((mark_not_assessable(record, reason), image.data, None))
+            continue
         batch.append((record, image.data, queue.cached_result(image.sha256, served.get("version"))))
-    _check_backpressure(queue, sum(1 for _, _, hit in batch if hit is None))
+    queued = sum(1 for r, _, hit in batch if hit is None and r.status == JobStatus.QUEUED.value)
+    _check_backpressure(queue, queued)
     ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
     idempotency = (idem_key, ",".join(r.id for r, _, _ in batch), ttl) if idem_key else None
     records = queue.submit_all(batch, idempotency)  # one transaction: all or nothing
@@ -161,7 +170,8 @@ def get_prediction(pid: str):
             "No prediction with that id (it may have expired). "
             "List recent ones with GET /v1/predictions.",
         )
-    return jsonify(_public(record))
+    found = verdicts().get(pid)  # the reader's verdict (pneumonia_api/verdicts.py)
+    return jsonify({**_public(record), "verdict": found.to_dict() if found else None})
 
 
 @bp.get("/predictions/<pid>/image")

@@ -44,6 +44,7 @@ MIN_VAL_IMAGES = 100
 
 _PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
 _SEQUENCE = re.compile(r"^(.+)-\d+$")
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
 class DataError(FileNotFoundError):
@@ -68,6 +69,10 @@ class Split:
     def patients(self) -> set[str]:
         return {patient_id(p) for p in self.paths}
 
+    def subset(self, indices) -> Split:
+        """The images at ``indices``, in that order."""
+        return Split([self.paths[i] for i in indices], [self.labels[i] for i in indices])
+
 
 def resolve_root(data: str | os.PathLike | None) -> Path:
     """The data folder: the argument, else $PNEUMONIA_DATA, else the shared copy; or say where."""
@@ -86,6 +91,48 @@ def patient_id(path: str | os.PathLike) -> str:
     stem = Path(path).stem
     match = _PERSON.match(stem) or _SEQUENCE.match(stem)
     return match.group(1) if match else stem
+
+
+def family(pid: str) -> str:
+    """The naming family of a patient id: ``person``, ``IM-#``, ``NORMAL#-IM-#``.
+
+    Each family numbers its patients in order of arrival, so the highest numbers of a family
+    are its latest patients (how :func:`shifted_split` mimics new patients).
+    """
+    return re.sub(r"\d+", "#", pid)
+
+
+def patient_number(pid: str) -> int:
+    """The last number in a patient id (``person123`` -> 123, ``IM-0115`` -> 115), else -1."""
+    match = _LAST_NUMBER.search(pid)
+    return int(match.group(1)) if match else -1
+
+
+def shifted_split(split: Split, fraction: float) -> tuple[Split, Split]:
+    """(earlier patients, latest patients): the top ``fraction`` of each family by patient id.
+
+    A random patient split asks how the model does on *other* patients of the same period; a
+    held-out range of the latest ids asks how it does on patients who arrive later, the way a
+    deployed model meets them (the public Kermany test split, from another period, scored
+    AUC 0.934 against the carve-out's 0.993). Each family is cut separately so both classes
+    (whose families differ) keep their share.
+    """
+    by_family: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, path in enumerate(split.paths):
+        pid = patient_id(path)
+        by_family[family(pid)][pid].append(i)
+    late: list[int] = []
+    for patients in by_family.values():
+        target = fraction * sum(len(idx) for idx in patients.values())
+        taken = 0
+        for pid in sorted(patients, key=lambda p: (patient_number(p), p), reverse=True):
+            if taken >= target:
+                break
+            late.extend(patients[pid])
+            taken += len(patients[pid])
+    late_set = set(late)
+    early = [i for i in range(len(split.paths)) if i not in late_set]
+    return split.subset(early), split.subset(sorted(late))
 
 
 def list_images(folder: Path) -> Split:
@@ -141,9 +188,22 @@ def patient_split(
 
 
 def training_splits(
-    root: Path, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 1337
+    root: Path,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 1337,
+    shift_fraction: float = 0.0,
+    calib_fraction: float = 0.0,
 ) -> dict[str, Split]:
-    """train / val / test for training: given folders where usable, else carved by patient.
+    """The splits of a run: given folders where usable, else carved from train/.
+
+    - ``shift_val`` / ``shift_test`` (when ``shift_fraction`` > 0 and no test/ is given): the
+      latest ``shift_fraction`` of patient ids of each family (:func:`shifted_split`), halved
+      by patient. ``shift_val`` is where recipes are compared; ``shift_test`` is held out and
+      only reported.
+    - from the earlier patients, by patient and stratified: ``val`` (early stopping and the
+      threshold), ``test`` (held out, in-dataset), ``calib`` (the probability calibration,
+      disjoint from the threshold's split) and ``train`` (the rest).
 
     ``test`` is a held-out carve-out that neither training nor threshold selection sees; when
     the root has its own ``test/`` (the published Kermany test set) that is used instead.
@@ -154,36 +214,60 @@ def training_splits(
         raise DataError(f"no NORMAL/PNEUMONIA images under {train_dir}. {WHERE_TO_GET}")
     given_val = list_images(root / "val") if (root / "val").is_dir() else Split([], [])
     given_test = list_images(root / "test") if (root / "test").is_dir() else Split([], [])
+    empty = Split([], [])
+    shifted = {"shift_val": empty, "shift_test": empty}
+    if shift_fraction > 0 and not given_test.paths:
+        full, late = shifted_split(full, shift_fraction)
+        shift_test, shift_val = patient_split(late, (0.5,), seed)
+        shifted = {"shift_val": shift_val, "shift_test": shift_test}
     fractions = []
     if len(given_val) < MIN_VAL_IMAGES:
         fractions.append(val_fraction)
     if not given_test.paths and test_fraction > 0:
         fractions.append(test_fraction)
+    if calib_fraction > 0:
+        fractions.append(calib_fraction)
     parts = list(patient_split(full, tuple(fractions), seed))
     splits = {"train": parts.pop(0)}
     splits["val"] = given_val if len(given_val) >= MIN_VAL_IMAGES else parts.pop(0)
-    splits["test"] = given_test if given_test.paths else (parts.pop(0) if parts else Split([], []))
+    splits["test"] = given_test if given_test.paths else (parts.pop(0) if parts else empty)
+    if calib_fraction > 0:
+        splits["calib"] = parts.pop(0)
+    if shift_fraction > 0:
+        splits.update(shifted)
     return splits
 
 
-def evaluation_split(root: Path, card: dict | None = None) -> tuple[str, Split]:
+def splits_from_card(root: Path, card: dict | None) -> dict[str, Split]:
+    """Rebuild a run's splits from the seed and fractions its card records."""
+    cfg = (card or {}).get("training_data", {}).get("split", {})
+    return training_splits(
+        root,
+        cfg.get("val_fraction", 0.1),
+        cfg.get("test_fraction", 0.1),
+        cfg.get("seed", 1337),
+        shift_fraction=cfg.get("shift_fraction", 0.0),
+        calib_fraction=cfg.get("calib_fraction", 0.0),
+    )
+
+
+def evaluation_split(
+    root: Path, card: dict | None = None, which: str = "test"
+) -> tuple[str, Split]:
     """What ``model.evaluate`` scores: test/, else a bare class folder, else the carved splits.
 
-    For a root holding only ``train/`` the model's own held-out carve-out is rebuilt from the
-    seed and fractions in its card (evaluating on training images would mean nothing).
+    For a root holding only ``train/`` the model's own held-out carve-out (``which``: ``test``
+    or ``shift_test``) is rebuilt from the seed and fractions in its card (evaluating on
+    training images would mean nothing).
     """
     if has_classes(root / "test"):
         return "test", list_images(root / "test")
     if has_classes(root) and not (root / "train").is_dir():
         return root.name, list_images(root)
     if (root / "train").is_dir():
-        split_cfg = (card or {}).get("training_data", {}).get("split", {})
-        splits = training_splits(
-            root,
-            split_cfg.get("val_fraction", 0.1),
-            split_cfg.get("test_fraction", 0.1),
-            split_cfg.get("seed", 1337),
-        )
+        splits = splits_from_card(root, card)
+        if which in splits and splits[which].paths:
+            return which, splits[which]
         name = "test" if splits["test"].paths else "val"
         return name, splits[name]
     raise DataError(f"no test/, train/ or NORMAL/ + PNEUMONIA/ under {root}. {WHERE_TO_GET}")

@@ -37,11 +37,15 @@ def optimizer(schedule: Schedule):
     return keras.optimizers.Adam(decay)
 
 
-def compile_model(model, schedule: Schedule, gpu: bool) -> None:
-    """Binary cross-entropy, tracked by AUC, recall and precision (not accuracy)."""
+def compile_model(model, schedule: Schedule, gpu: bool, label_smoothing: float = 0.0) -> None:
+    """Binary cross-entropy, tracked by AUC, recall and precision (not accuracy).
+
+    ``label_smoothing`` pulls the targets towards 0.5: an over-confident network is worse
+    when the patients change (the probability shown is calibrated afterwards anyway).
+    """
     model.compile(
         optimizer=optimizer(schedule),
-        loss="binary_crossentropy",
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
         metrics=[
             keras.metrics.AUC(name="auc"),
             keras.metrics.Recall(name="recall"),
@@ -107,7 +111,13 @@ def fit(config: TrainConfig, reporter, pipelines, splits, gpu: bool):
 
     keras.utils.set_random_seed(config.seed)
     model, base = build_model(config.img_size, config.weights, config.augment)
-    train = batched(pipelines["train"], config.batch_size, len(splits["train"]), config.seed)
+    train = batched(
+        pipelines["train"],
+        config.batch_size,
+        len(splits["train"]),
+        config.seed,
+        intensity=config.intensity_augment,
+    )
     if config.steps_per_epoch:
         train = train.repeat()  # "epochs" of --steps-per-epoch batches, not full passes
     val = batched(pipelines["val"], config.batch_size * 2)
@@ -124,7 +134,7 @@ def fit(config: TrainConfig, reporter, pipelines, splits, gpu: bool):
     history, first = {}, 0
     if config.pretrained:
         freeze(base)
-        compile_model(model, config.head_schedule, gpu)
+        compile_model(model, config.head_schedule, gpu, config.label_smoothing)
         h = model.fit(
             train,
             epochs=config.head_epochs,
@@ -135,7 +145,7 @@ def fit(config: TrainConfig, reporter, pipelines, splits, gpu: bool):
         first = len(h.history.get("loss", []))
         n = unfreeze_top(base, config.fine_tune_layers)
         log.info("fine-tuning: %d layers of the base unfrozen (BatchNorm kept frozen)", n)
-    compile_model(model, config.schedule, gpu)
+    compile_model(model, config.schedule, gpu, config.label_smoothing)
     h = model.fit(
         train,
         epochs=first + config.epochs,

@@ -22,7 +22,14 @@ def load_data(config: TrainConfig, reporter):
     """The splits of ``config.data`` and one cached pipeline per non-empty split."""
     reporter.update(phase="loading", message="listing images")
     root = data.resolve_root(config.data)
-    splits = data.training_splits(root, config.val_fraction, config.test_fraction, config.seed)
+    splits = data.training_splits(
+        root,
+        config.val_fraction,
+        config.test_fraction,
+        config.seed,
+        shift_fraction=config.shift_fraction,
+        calib_fraction=config.calib_fraction,
+    )
     if config.limit:
         splits = {k: limit(v, config.limit, config.seed) for k, v in splits.items()}
     for name, split in splits.items():
@@ -65,10 +72,45 @@ def _digest(split: data.Split) -> str:
     return hashlib.sha256("\n".join(split.paths).encode()).hexdigest()[:12]
 
 
-def batched(ds, batch_size: int, shuffle: int = 0, seed: int = 0):
-    """Shuffled (when ``shuffle`` > 0), batched and prefetched for ``model.fit``."""
+def batched(ds, batch_size: int, shuffle: int = 0, seed: int = 0, intensity: float = 0.0):
+    """Shuffled (when ``shuffle`` > 0), batched and prefetched for ``model.fit``.
+
+    ``intensity`` > 0 adds :func:`intensity_augmentation` (training batches only).
+    """
     import tensorflow as tf
 
     if shuffle:
         ds = ds.shuffle(min(shuffle, 4096), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if intensity > 0:
+        ds = ds.map(
+            lambda x, y: (intensity_augmentation(x, intensity), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def intensity_augmentation(images, strength: float):
+    """Random gamma, contrast, Gaussian noise and blur per image: acquisition shift.
+
+    Another machine, exposure or export changes a film's grey levels, contrast, noise and
+    sharpness while the anatomy stays: these are the changes a model must shrug off to hold
+    up on patients who arrive later. In the input pipeline rather than the model, so the
+    served model file is unchanged (only standard layers) and serving never runs it.
+    """
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32) / 255.0
+    n = tf.shape(x)[0]
+    s = strength
+
+    def per_image(lo, hi):
+        return tf.random.uniform([n, 1, 1, 1], lo, hi)
+
+    x = tf.pow(tf.clip_by_value(x, 1e-4, 1.0), tf.exp(per_image(-0.4 * s, 0.4 * s)))  # gamma
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * per_image(1 - 0.3 * s, 1 + 0.3 * s) + mean  # contrast
+    blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    x = x + (blurred - x) * per_image(0.0, 0.6 * s)  # blur: up to 60 % of a 3x3 box
+    x = x + tf.random.normal(tf.shape(x)[:3])[..., None] * per_image(0.0, 0.03 * s)  # noise
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0

@@ -37,8 +37,10 @@ def run(config: TrainConfig) -> Path:
     from model.training.results import (
         build_card,
         evaluate_splits,
+        fit_input_check,
         jsonable,
         save_for_serving,
+        stopped_by,
         summary,
     )
 
@@ -61,12 +63,18 @@ def run(config: TrainConfig) -> Path:
         report = evaluate_splits(model, config, splits, out)
         save_for_serving(model, out / "model.keras")
         card = build_card(config, sha, root, splits, report, epochs_run, fit_seconds, gpu)
+        card["stopped_by"] = stopped_by(config, history, epochs_run)
+        card["input_check"] = fit_input_check(pipelines, config.img_size)
         model_card.write(card, out)
         (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / "history.json").write_text(json.dumps(jsonable(history), indent=2) + "\n")
         (out / "checkpoint.keras").unlink(missing_ok=True)  # model.keras is the best
         log.info("val: %s", summary(report.get("val", {})))
-        log.info("test: %s", summary(report.get("test", {})))
+        for name in ("test", "shift_val", "shift_test"):
+            log.info("%s: %s", name, summary(report.get(name, {})))
+        log.info(
+            "stopped by %s; input check %s", card["stopped_by"], card["input_check"]["evaluation"]
+        )
         log.info("model, card and evaluation in %s (%.0fs in all)", out, time.monotonic() - t0)
         if config.publish:
             from model.publish import publish

@@ -11,10 +11,13 @@ from model.train import parse_config
 
 def test_from_scratch_defaults_are_the_cpu_recipe():
     config = parse_config([])
-    assert (config.img_size, config.epochs, config.max_minutes) == (32, 40, 17.0)
+    assert (config.img_size, config.epochs, config.max_minutes) == (32, 30, 17.0)
     assert not config.pretrained
     assert dataclasses.astuple(config.schedule) == (1e-3, 40, 0.85)
-    assert config.total_epochs == 40
+    assert config.total_epochs == 30
+    # the held-out latest patients, the calibration split and the robustness recipe
+    assert (config.shift_fraction, config.calib_fraction) == (0.12, 0.1)
+    assert (config.intensity_augment, config.label_smoothing, config.patience) == (0.5, 0.05, 8)
 
 
 def test_pretrained_fine_tunes_slowly_after_a_head_phase():

@@ -91,3 +91,40 @@ def test_real_train_split_is_patient_disjoint(real_train_dir):
     )
     for part in splits.values():  # stratified: NORMAL share stays near 1341 / 5216
         assert abs(part.counts()["NORMAL"] / len(part) - 1341 / 5216) < 0.03
+
+
+def test_shifted_split_holds_out_the_latest_patients_of_each_family(kermany_train_only):
+    full = data.list_images(kermany_train_only / "train")
+    early, late = data.shifted_split(full, 0.25)
+    assert len(early) + len(late) == len(full)
+    assert not early.patients() & late.patients()
+    for fam in {data.family(p) for p in full.patients()}:
+        early_ids = [data.patient_number(p) for p in early.patients() if data.family(p) == fam]
+        late_ids = [data.patient_number(p) for p in late.patients() if data.family(p) == fam]
+        assert late_ids and max(early_ids) < min(late_ids)  # every family, its latest ids
+
+
+def test_training_splits_with_shift_and_calibration_are_patient_disjoint(kermany_train_only):
+    splits = data.training_splits(
+        kermany_train_only, 0.15, 0.15, seed=3, shift_fraction=0.3, calib_fraction=0.15
+    )
+    assert set(splits) == {"train", "val", "test", "calib", "shift_val", "shift_test"}
+    names = list(splits)
+    for i, a in enumerate(names):
+        assert splits[a].paths, a
+        for b in names[i + 1 :]:
+            assert not splits[a].patients() & splits[b].patients(), (a, b)
+    # the card's record of the split rebuilds exactly the same held-out patients
+    card = {
+        "training_data": {
+            "split": {
+                "val_fraction": 0.15,
+                "test_fraction": 0.15,
+                "seed": 3,
+                "shift_fraction": 0.3,
+                "calib_fraction": 0.15,
+            }
+        }
+    }
+    name, rebuilt = data.evaluation_split(kermany_train_only, card, "shift_test")
+    assert name == "shift_test" and rebuilt.paths == splits["shift_test"].paths
