@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from devstack.settings import ROOT, TRAIN_224
+from model.card import checksums
 
 OUT_DIR = ROOT / "var" / "bench"
 SIZE = 224  # the production input size
@@ -105,7 +106,8 @@ def save_version(model, out_dir: Path, version: str, size: int, calibration: np.
     """A store version directory (model.keras, card, calibration.npz) for the real loader."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / "model.keras")
-    card = {"version": version, "input_size": size, "threshold": 0.5, "weights": "random"}
+    card = {"version": version, "input_size": size, "threshold": 0.5, "weights": "random",
+            "files": checksums(out_dir)}  # fmt: skip
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     np.savez_compressed(out_dir / "calibration.npz", images=calibration[..., 0].astype(np.uint8))
     return out_dir

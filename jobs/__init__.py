@@ -10,6 +10,8 @@ independently without drifting apart. One concept per module:
 - :mod:`jobs.registry` worker heartbeats: who is alive and what it serves
 - :mod:`jobs.model`    the model card the workers serve now
 - :mod:`jobs.training` progress of a running training
+- :mod:`jobs.verdicts` the reader's verdict on a result, and agreement counts per model
+- :mod:`jobs.heatmaps` Grad-CAM requests and results ("where the model looked")
 
 The UI never imports this package: it reaches all of it through the API.
 """

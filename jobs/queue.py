@@ -45,23 +45,47 @@ class JobQueue:
                 raise
 
     def submit(self, prediction: Prediction, image: bytes) -> Prediction:
-        """Store the image and the record and queue the job, all in one transaction.
-
-        Either everything is written or nothing is: a Redis failure half-way leaves no record
-        without an image and no job without a record.
-        """
-        pipe = self._store(prediction, image)
-        pipe.zremrangebyscore(self.keys.index, "-inf", now_ms() - self.retention * 1000)
-        pipe.xadd(
-            self.keys.stream, {"id": prediction.id}, maxlen=self.stream_maxlen, approximate=True
-        )
-        pipe.execute()
+        """Store the image and the record and queue the job, all in one transaction."""
+        self.submit_all([(prediction, image, None)])
         return prediction
 
-    def _store(self, prediction: Prediction, image: bytes) -> redis.client.Pipeline:
-        """A transaction that stores the image, the record and its history entry (not run)."""
-        k = self.keys
+    def submit_all(
+        self,
+        uploads: list[tuple[Prediction, bytes, Prediction | None]],
+        idempotency: tuple[str, str, int] | None = None,
+    ) -> list[Prediction]:
+        """Store every upload of one request and queue those still to read, in ONE transaction.
+
+        ``uploads`` are (record, image, cached result or None). A record already final
+        (:func:`mark_not_assessable`) is stored, so the clinician sees the image and why, but
+        not queued. Either everything is written
+        or nothing is: a Redis failure (a lost connection, an out-of-memory refusal) before
+        EXEC leaves no record, no image, no job, so the API can truthfully answer "nothing
+        was saved". ``idempotency`` (key, value, ttl) is written in the same transaction.
+        The stream is not capped here: only acknowledged entries are ever trimmed
+        (:meth:`trim_acknowledged`).
+        """
         pipe = self.r.pipeline(transaction=True)
+        for prediction, image, source in uploads:
+            if source is not None:
+                _copy_result(prediction, source)
+            self._store(prediction, image, pipe)
+            if source is None and prediction.status == JobStatus.QUEUED.value:
+                pipe.xadd(self.keys.stream, {"id": prediction.id})
+        pipe.zremrangebyscore(self.keys.index, "-inf", now_ms() - self.retention * 1000)
+        if idempotency is not None:
+            key, value, ttl = idempotency
+            pipe.set(key, value, ex=ttl)
+        pipe.execute()
+        return [prediction for prediction, _, _ in uploads]
+
+    def _store(
+        self, prediction: Prediction, image: bytes, pipe: redis.client.Pipeline | None = None
+    ) -> redis.client.Pipeline:
+        """Add to a transaction (a new one by default): the image, the record, its history
+        entry (not run)."""
+        k = self.keys
+        pipe = pipe if pipe is not None else self.r.pipeline(transaction=True)
         pipe.set(k.image(prediction.id), image, ex=self.image_ttl)
         pipe.hset(k.prediction(prediction.id), mapping=prediction.to_redis())
         pipe.expire(k.prediction(prediction.id), self.retention)
@@ -80,27 +104,57 @@ class JobQueue:
 
     def record_cached(self, prediction: Prediction, source: Prediction, image: bytes) -> Prediction:
         """Store a new, already-done record that reuses ``source``'s result (no inference)."""
-        prediction.status = JobStatus.DONE.value
-        prediction.cached = True
-        for name in ("label", "probability", "threshold", "model_version"):
-            setattr(prediction, name, getattr(source, name))
-        prediction.started_at = prediction.finished_at = now_ms()
-        self._store(prediction, image).execute()
+        self.submit_all([(prediction, image, source)])
         return prediction
 
-    def submit_not_assessable(
-        self, prediction: Prediction, reason: str, image: bytes
-    ) -> Prediction:
-        """Store an upload the API already knows the model must not read: final at once.
+    def idempotent(self, key: str) -> list[Prediction] | None:
+        """The records a request with this idempotency key already created (None: first try)."""
+        ids = self.r.get(key)
+        if ids is None:
+            return None
+        found = [self.get(pid) for pid in text(ids).split(",") if pid]
+        return [p for p in found if p is not None]
 
-        The image and the record are kept like any other upload (nothing accepted is lost,
-        the clinician sees the image and why), but no job is queued.
+    def waiting(self) -> int:
+        """Jobs accepted and not finished: not yet delivered plus delivered, not acknowledged.
+
+        One round trip. When Redis cannot tell the group's lag it counts the whole stream,
+        an overestimate: backpressure errs on the side of refusing, never of losing.
         """
-        prediction.status = JobStatus.NOT_ASSESSABLE.value
-        prediction.reason = reason
-        prediction.started_at = prediction.finished_at = now_ms()
-        self._store(prediction, image).execute()
-        return prediction
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xlen(self.keys.stream)
+        pipe.xinfo_groups(self.keys.stream)
+        pipe.xpending(self.keys.stream, GROUP)
+        length, groups, summary = pipe.execute(raise_on_error=False)
+        if isinstance(groups, redis.ResponseError) or isinstance(summary, redis.ResponseError):
+            if isinstance(length, Exception):
+                raise length
+            return int(length)  # no stream or no group yet: nothing was delivered
+        group = next((g for g in groups if text(g["name"]) == GROUP), {})
+        lag = group.get("lag")
+        pending = int(summary.get("pending", 0)) if summary else 0
+        return (int(lag) + pending) if lag is not None else int(length)
+
+    def trim_acknowledged(self) -> int:
+        """Drop stream entries below every pending and undelivered one; returns how many.
+
+        Only entries the group has acknowledged can go: the cut is the oldest pending entry
+        or, with none pending, the last delivered one. Entries appended or delivered
+        meanwhile are newer than the cut, so a race can only keep more, never lose a job.
+        """
+        group = next(
+            (g for g in self.r.xinfo_groups(self.keys.stream) if text(g["name"]) == GROUP), None
+        )
+        if group is None:
+            return 0
+        summary = self.r.xpending(self.keys.stream, GROUP)
+        if summary and summary.get("pending"):
+            cut = text(summary["min"])
+        else:
+            cut = text(group["last-delivered-id"])
+        if cut == "0-0":
+            return 0
+        return int(self.r.xtrim(self.keys.stream, minid=cut, approximate=False))
 
     # --- reading (API, UI through the API) -----------------------------------------------
 
@@ -148,9 +202,9 @@ class JobQueue:
         entries = reply[1] if reply else []
         out = []
         for eid, f in entries:
-            if f:  # an entry trimmed from the stream comes back empty: nothing to redo
+            if f:
                 out.append((text(eid), text(f.get(b"id") or f.get("id"))))
-            else:
+            else:  # deleted by hand (trim_acknowledged never cuts a pending entry)
                 self.r.xack(self.keys.stream, GROUP, eid)
         return out
 
@@ -270,7 +324,7 @@ class JobQueue:
         pipe.hset(
             self.keys.prediction(pid), mapping={"status": JobStatus.QUEUED.value, "error": reason}
         )
-        pipe.xadd(self.keys.stream, {"id": pid}, maxlen=self.stream_maxlen, approximate=True)
+        pipe.xadd(self.keys.stream, {"id": pid})  # never capped: see trim_acknowledged
         pipe.xack(self.keys.stream, GROUP, entry_id)
         pipe.execute()
 
@@ -297,3 +351,20 @@ class JobQueue:
             "oldest_pending_age_seconds": oldest_age,
             "dead_letters": int(self.r.xlen(self.keys.dead_letter)),
         }
+
+
+def _copy_result(prediction: Prediction, source: Prediction) -> None:
+    """Make ``prediction`` an already-done record that reuses ``source``'s result."""
+    prediction.status = JobStatus.DONE.value
+    prediction.cached = True
+    for name in ("label", "probability", "threshold", "model_version"):
+        setattr(prediction, name, getattr(source, name))
+    prediction.started_at = prediction.finished_at = now_ms()
+
+
+def mark_not_assessable(prediction: Prediction, reason: str) -> Prediction:
+    """Make an upload final before it is stored: the model must not read it (a reason why)."""
+    prediction.status = JobStatus.NOT_ASSESSABLE.value
+    prediction.reason = reason
+    prediction.started_at = prediction.finished_at = now_ms()
+    return prediction

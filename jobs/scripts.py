@@ -64,3 +64,19 @@ RESULT_FIELDS = (
     "reason",
     "worker",
 )
+
+# Store one Grad-CAM result (jobs.heatmaps) so it expires with its image.
+# KEYS: image, heatmap, asked. ARGV: cap_ms (0: none), field, value, field, value...
+# The heatmap takes the image's remaining TTL (capped at cap_ms); nothing is stored once the
+# image has expired, so no heatmap outlives the X-ray it was drawn on. The request marker goes.
+STORE_HEATMAP = """
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('DEL', KEYS[3])
+if ttl == -2 then return 0 end
+local cap = tonumber(ARGV[1])
+if cap > 0 and (ttl < 0 or ttl > cap) then ttl = cap end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+"""

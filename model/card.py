@@ -2,10 +2,15 @@
 
 The inference worker reads ``input_size`` (it resizes to it) and ``threshold`` (its decision
 rule); the UI shows the rest. The keys in :data:`REQUIRED` are that contract.
+
+``files`` holds the SHA-256 of the model file, written with the card: the worker refuses to
+serve a version whose file does not match it (a truncated copy, a swapped or tampered file)
+and keeps serving the version it has.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from pathlib import Path
@@ -88,15 +93,60 @@ def hardware() -> str:
     return text
 
 
+MODEL_FILE = "model.keras"
+FILES = "files"
+
+
+class ChecksumMismatch(ValueError):
+    """A model's files are not those its card describes: it must not be served."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksums(model_dir: Path) -> dict:
+    """The ``files`` entry of a card: ``{"model.keras": {"sha256": ...}}``."""
+    return {MODEL_FILE: {"sha256": sha256_of(Path(model_dir) / MODEL_FILE)}}
+
+
+def verify_files(model_dir: Path, card: dict) -> None:
+    """Raise ChecksumMismatch unless every file the card lists matches its SHA-256.
+
+    A card without checksums is refused too: nothing would show that the file is the one
+    trained and evaluated.
+    """
+    listed = card.get(FILES) or {}
+    if MODEL_FILE not in listed:
+        raise ChecksumMismatch(
+            f"the card of {card.get('version')} lists no checksum for {MODEL_FILE}: "
+            "publish a model whose card was written by model.card.write"
+        )
+    for name, facts in listed.items():
+        actual = sha256_of(Path(model_dir) / name)
+        if actual != facts.get("sha256"):
+            raise ChecksumMismatch(
+                f"{name} of {card.get('version')} does not match the checksum in its card "
+                f"(sha256 {actual[:12]}..., card {str(facts.get('sha256'))[:12]}...)"
+            )
+
+
 def missing_keys(card: dict) -> list[str]:
     return [key for key in REQUIRED if key not in card]
 
 
 def write(card: dict, model_dir: Path) -> Path:
-    """Write ``model_card.json``; refuses a card that breaks the contract."""
+    """Write ``model_card.json`` with the model file's checksum (the model is saved first);
+    refuses a card that breaks the contract."""
     missing = missing_keys(card)
     if missing:
         raise ValueError(f"model card misses {missing}")
+    if (Path(model_dir) / MODEL_FILE).is_file():
+        card = {**card, FILES: checksums(model_dir)}
     path = Path(model_dir) / "model_card.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

@@ -18,8 +18,12 @@ Reliability, in the manner of rq's worker:
 - every attempt is counted; a job that fails MAX_ATTEMPTS times ends ``failed`` with its
   reason and is copied to the dead-letter stream, and the worker goes on;
 - SIGTERM/SIGINT finish the batch in hand, then the worker exits;
-- a heartbeat says the worker is alive, its state and the model version it serves;
-- the model is loaded once, then reloaded only when the store's ``current`` pointer moves.
+- a heartbeat says the worker is alive, its state and the model version it serves, and trims
+  the stream below what the group acknowledged (never a pending or undelivered job);
+- the model is loaded once, then reloaded only when the store's ``current`` pointer moves; a
+  version whose file does not match its card's checksum is refused and the worker keeps
+  serving the one it has;
+- a probability that is not a number in [0, 1] fails its job with the reason, never "Normal".
 
 Any number of workers, on any hosts, share one consumer group.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -40,12 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from jobs.heatmaps import Heatmaps
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.record import FINAL, Label, Prediction
 from jobs.registry import WorkerRegistry
 from model import assess, ood, preprocess
 from model.serving import metrics
+from model.serving.heatmaps import HeatmapThread
 from model.serving.predictor import Predictor, host_threads, load_predictor
 from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
@@ -58,6 +65,12 @@ log = logging.getLogger("model.inference")
 UNREADABLE = (
     "the image could not be decoded: its pixel data is corrupt. "
     "Export the X-ray again from the PACS or modality and upload it again."
+)
+# A probability that is not a number in [0, 1] means a broken model, not a healthy lung: the
+# job fails with this reason (a NaN would otherwise fail ``>= threshold`` and read "Normal").
+NO_PROBABILITY = (
+    "the model returned no valid probability ({value}) for this image; no reading was made. "
+    "The model is being checked: upload it again later."
 )
 
 
@@ -97,6 +110,14 @@ class Worker:
         self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
         self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
         self.processed = 0
+        # Grad-CAM heatmaps on request, in a thread of their own (model/serving/heatmaps.py).
+        self.heatmaps = HeatmapThread(
+            self.queue,
+            Heatmaps(self.r, prefix=settings.redis_prefix),
+            self.store,
+            self._stop,
+            max_side=settings.heatmap_max_side,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -114,6 +135,8 @@ class Worker:
         acknowledged) oldest batch first, and a stop request drains every batch in flight.
         """
         self._connect()
+        if self.s.heatmaps and not burst:
+            self.heatmaps.start()
         while not self._stop.is_set():
             try:
                 self.maybe_reload()
@@ -148,6 +171,9 @@ class Worker:
         self.beat(force=True, state="stopped")
         self._pool.shutdown(wait=True)
         self._infer.shutdown(wait=True)
+        if self.heatmaps.is_alive():
+            self._stop.set()
+            self.heatmaps.join(timeout=30)  # a heatmap in hand is finished, not lost
         return self.processed
 
     def _connect(self) -> None:
@@ -180,6 +206,8 @@ class Worker:
         }
         with contextlib.suppress(redis.RedisError):
             self.registry.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
+            # Keep the stream short: only what the group acknowledged goes (never a job).
+            self.queue.trim_acknowledged()
         metrics.heartbeat()
 
     # --- the model -------------------------------------------------------------------------
@@ -221,6 +249,8 @@ class Worker:
                 threads=self.s.threads,
                 cache_dir=self.s.model_cache_dir,
                 calibration_data=self.s.calibration_data or None,
+                check_images=self.s.check_images,
+                max_auc_loss=self.s.max_auc_loss,
             )
         except Exception as exc:
             self._failed_version = version
@@ -267,7 +297,7 @@ class Worker:
     # --- jobs ------------------------------------------------------------------------------
 
     def collect(self, burst: bool = False, busy: bool = False) -> list[tuple[str, str]]:
-        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms.
+        """A reclaimed job alone, else new ones: up to max_batch, within batch_wait_ms.
 
         ``busy``: a batch is being predicted, so wait at most batch_wait_ms for a first job
         (its results must not wait on an idle queue).
@@ -275,13 +305,14 @@ class Worker:
         s = self.s
         # Our own batches in flight are pending too: never reclaim them from ourselves.
         mine = {j.entry_id for _, jobs, _ in self._inflight for j in jobs}
-        entries = [
-            e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
-        ]
-        if len(entries) < s.max_batch:
-            idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
-            block = None if (entries or burst) else idle
-            entries += self.queue.read(s.name, s.max_batch - len(entries), block)
+        reclaimed = [e for e in self.queue.reclaim(s.name, s.claim_idle_ms, 1) if e[0] not in mine]
+        if reclaimed:
+            # A job left pending by a worker that died runs alone, one per batch: if it is
+            # what killed that worker (a decoder crash), it takes no batch-mate down with it,
+            # and only its own attempts run out.
+            return reclaimed
+        idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
+        entries = self.queue.read(s.name, s.max_batch, None if burst else idle)
         if not entries:
             return []
         deadline = time.monotonic() + s.batch_wait_ms / 1000
@@ -366,7 +397,16 @@ class Worker:
                 self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
             return
         metrics.batch_done(len(ready), seconds)
-        self._finish([(job, float(p)) for job, p in zip(ready, probs, strict=True)], predictor)
+        valid = []
+        for job, p in zip(ready, probs, strict=True):
+            p = float(p)
+            if math.isfinite(p) and 0.0 <= p <= 1.0:
+                valid.append((job, p))
+            else:  # deterministic for this model and image: fail now, no retries
+                metrics.failure("invalid_probability")
+                log.error("job %s: model %s returned %r", job.record.id, predictor.version, p)
+                self.queue.fail(job.entry_id, job.record.id, NO_PROBABILITY.format(value=p))
+        self._finish(valid, predictor)
 
     def _admit(self, entries: list[tuple[str, str]], predictor: Predictor) -> list[Job]:
         """Count the attempts and fetch the images, a few round trips for the whole batch.

@@ -17,8 +17,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
-# No query strings or bodies in access logs: request lines carry only ids.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# Method and path only, never the query string (%(r)s would log it) or bodies: paths carry
+# only ids, and whatever a client puts in a query string stays out of the log.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # `make up` runs the API and the UI under gunicorn side by side: no shared control socket.
 control_socket_disable = True

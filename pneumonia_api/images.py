@@ -23,6 +23,10 @@ what catches the damage real files have (an interrupted export or copy cuts the 
 
 What still fails to decode in the worker ends that job ``failed`` at once with a message that
 says to export the image again (model.inference), the same outcome one step later.
+
+What is stored and served is the clean copy (:mod:`pneumonia_api.metadata`): PNG text and EXIF
+chunks, JPEG APPn and comment segments and bytes after the image's end are dropped, pixels
+untouched.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import assessable
+from . import assessable, metadata
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,8 @@ class Limits:
 
 @dataclass
 class AcceptedImage:
-    """What is stored: the image bytes (DICOM already converted) and their facts."""
+    """What is stored: the clean copy of the image (metadata removed, DICOM converted) and
+    its facts; ``sha256`` is the upload's, for the content cache only."""
 
     data: bytes
     media_type: str
@@ -140,6 +145,7 @@ def _from_raster(data: bytes, filename: str, kind: str, limits: Limits) -> Accep
                     )
                 if not (_png_complete(data) if kind == "png" else _jpeg_complete(data)):
                     raise ValueError("incomplete")
+                clean = metadata.clean(data, kind)
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -157,7 +163,8 @@ def _from_raster(data: bytes, filename: str, kind: str, limits: Limits) -> Accep
             "completely (truncated or corrupt). Export it again and re-upload.",
         ) from None
     media = "image/png" if kind == "png" else "image/jpeg"
-    return AcceptedImage(data, media, width, height, hashlib.sha256(data).hexdigest(), kind)
+    # The upload's hash keys the content cache only; what is stored is the clean copy.
+    return AcceptedImage(clean, media, width, height, hashlib.sha256(data).hexdigest(), kind)
 
 
 def _png_complete(data: bytes) -> bool:

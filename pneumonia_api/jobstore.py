@@ -10,10 +10,12 @@ from __future__ import annotations
 import redis
 from flask import Flask, current_app
 
+from jobs.heatmaps import Heatmaps
 from jobs.model import ServedModel
 from jobs.queue import JobQueue
 from jobs.registry import WorkerRegistry
 from jobs.training import TrainingProgress
+from jobs.verdicts import VerdictStore
 
 
 def init_app(app: Flask) -> None:
@@ -36,6 +38,12 @@ def init_app(app: Flask) -> None:
     app.extensions["job_workers"] = WorkerRegistry(client, prefix)
     app.extensions["job_model"] = ServedModel(client, prefix)
     app.extensions["job_training"] = TrainingProgress(client, prefix)
+    app.extensions["job_verdicts"] = VerdictStore(
+        client, prefix, retention=app.config["RESULT_RETENTION_SECONDS"]
+    )
+    app.extensions["job_heatmaps"] = Heatmaps(
+        client, prefix, retry_seconds=app.config["HEATMAP_RETRY_SECONDS"]
+    )
 
 
 def get_queue() -> JobQueue:
@@ -60,3 +68,7 @@ def served_model() -> ServedModel:
 
 def training() -> TrainingProgress:
     return current_app.extensions["job_training"]
+
+
+def verdicts() -> VerdictStore:
+    return current_app.extensions["job_verdicts"]

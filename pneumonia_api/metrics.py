@@ -109,8 +109,50 @@ class QueueCollector:
         yield alive
 
 
+class VerdictCollector:
+    """Readers' verdicts per model version and agreement, read from Redis at scrape time.
+
+    Counts live in Redis (jobs.verdicts), so every API instance reports the same totals and a
+    restart loses nothing; dashboards and alerts take ``max without (instance, role)``.
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from jobs.verdicts import AGREEMENTS
+
+        try:
+            tally = self.app.extensions["job_verdicts"].tally()
+        except Exception:
+            return  # pneumonia_queue_up already says Redis did not answer
+        # A gauge, not a counter: a reader who changes their verdict moves one count from one
+        # agreement to another, which a counter could only show as a reset. Use delta().
+        total = GaugeMetricFamily(
+            "pneumonia_reader_verdicts",
+            "Readers' verdicts recorded, by model version and agreement with the model",
+            labels=["model_version", "agreement"],
+        )
+        ratio = GaugeMetricFamily(
+            "pneumonia_reader_agreement_ratio",
+            "Share of readers' labels that agree with the model (agree / (agree + disagree))",
+            labels=["model_version"],
+        )
+        versions = sorted({version for version, _ in tally})
+        for version in versions:
+            for agreement in AGREEMENTS:
+                total.add_metric([version, agreement], tally.get((version, agreement), 0))
+            agree = tally.get((version, "agree"), 0)
+            judged = agree + tally.get((version, "disagree"), 0)
+            if judged:
+                ratio.add_metric([version], agree / judged)
+        yield total
+        yield ratio
+
+
 def init_app(app: Flask) -> None:
     """Time every request and expose /metrics with the queue's state read at scrape time."""
     queue_registry = CollectorRegistry(auto_describe=False)
     queue_registry.register(QueueCollector(app))
+    queue_registry.register(VerdictCollector(app))
     HTTP.init_app(app, extra=[queue_registry])

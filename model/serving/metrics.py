@@ -28,7 +28,7 @@ JOB_LATENCY = Histogram(
 # dashboards and ratios then read 0 rather than "No data".
 for _label in LABELS:
     PREDICTIONS.labels(_label)
-for _reason in ("preprocess", "inference", "max_attempts", "image_expired"):
+for _reason in ("preprocess", "inference", "max_attempts", "image_expired", "unreadable_image"):
     FAILURES.labels(_reason)
 MODEL_INFO = Gauge("pneumonia_worker_model_info", "1 for the model version served", ["version"])
 MODEL_LOAD = Gauge("pneumonia_worker_model_load_seconds", "Time the last model load took")

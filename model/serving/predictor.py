@@ -4,12 +4,14 @@ The worker only needs ``predict(batch) -> probabilities`` plus the card's facts 
 threshold, input size). The runtime (model/serving/runtimes.py) is chosen by ``INFERENCE_BACKEND``:
 
 ==================  ======================================================================
-``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch
+``keras``           TensorFlow, the ``model.keras`` file itself, padded to a fixed batch (fp32)
 ``onnx``            onnxruntime, fp32, from a one-off ONNX export of the Keras model
 ``onnx-int8``       onnxruntime, int8 (static quantisation calibrated on training X-rays)
-``openvino``        OpenVINO, fp32, from the same ONNX export
-``openvino-int8``   OpenVINO, the same int8 QDQ file: the default, the fastest measured on
-                    the 2-core AVX2 host within the AUC budget (PERFORMANCE.md)
+``openvino``        OpenVINO, fp32 pinned (INFERENCE_PRECISION_HINT=f32), from the same ONNX
+``openvino-bf16``   OpenVINO, bf16, only on CPUs with AVX-512 BF16 / AMX (else ``openvino``)
+``openvino-int8``   OpenVINO, the same int8 QDQ file, its non-quantised layers pinned to f32
+``auto``            the default: the fastest of these whose quality check passes on this host
+                    (:mod:`model.serving.selection`), checked when a model version is loaded
 ==================  ======================================================================
 
 Exports are made once per model version in a child process (:mod:`model.serving.export`) and kept
@@ -33,16 +35,31 @@ from pathlib import Path
 import numpy as np
 
 from model import calibration
-from model.serving.runtimes import OpenVinoRunner, keras_runner, onnxruntime_runner
+from model.card import verify_files
+from model.serving.runtimes import (
+    OpenVinoRunner,
+    keras_runner,
+    onnxruntime_runner,
+    openvino_cpu_has_bf16,
+)
 from model.store import CARD_FILE, MODEL_FILE
 
 log = logging.getLogger("model.serving.predictor")
 
-BACKENDS = ("keras", "onnx", "onnx-int8", "openvino", "openvino-int8")
-# openvino-int8, not the slightly faster onnx-int8: on the current local model onnxruntime's
-# int8 lost 0.0034 validation AUC against fp32 (limit 0.003), OpenVINO's int8 0.0012
-# (tests/model/serving/test_quality.py). Quality first, then speed.
-DEFAULT_BACKEND = "openvino-int8"
+# Each backend and the precision it computes in: a decision, never the runtime's default.
+BACKENDS = {
+    "keras": "fp32",
+    "onnx": "fp32",
+    "onnx-int8": "int8",
+    "openvino": "fp32",
+    "openvino-bf16": "bf16",
+    "openvino-int8": "int8",
+}
+AUTO = "auto"
+# Which reduced precision keeps quality depends on the model and the CPU (onnxruntime's int8
+# lost 0.0034 AUC on one local model, OpenVINO's 0.0012; bf16 exists on some CPUs only), so
+# the worker measures it on the host that serves rather than trusting a figure from another.
+DEFAULT_BACKEND = AUTO
 _RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
@@ -54,6 +71,11 @@ class Predictor:
     card: dict
     backend: str
     _fn: object = field(repr=False, default=None)
+
+    @property
+    def precision(self) -> str:
+        """What the backend computes in: fp32, bf16 or int8."""
+        return BACKENDS[self.backend]
 
     @property
     def concurrency(self) -> int:
@@ -107,21 +129,27 @@ def ensure_export(
 
 
 def resolve_backend(backend: str) -> str:
-    """The requested backend, or the nearest one whose runtime is installed (logged)."""
+    """The requested backend, or the nearest one this host can run (logged)."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown INFERENCE_BACKEND {backend!r}; supported: {', '.join(BACKENDS)}")
-    runtime = _RUNTIME.get(backend.removesuffix("-int8"))
-    if runtime is None or importlib.util.find_spec(runtime) is not None:
-        return backend
-    fallback = "onnx" + backend.removeprefix("openvino") if runtime == "openvino" else "keras"
-    log.warning(
-        "INFERENCE_BACKEND=%s needs %s, which is not installed (pip install -e '.[perf]'): "
-        "falling back to %s",
-        backend,
-        runtime,
-        fallback,
-    )
-    return resolve_backend(fallback)
+        raise ValueError(
+            f"unknown INFERENCE_BACKEND {backend!r}; supported: {', '.join([*BACKENDS, AUTO])}"
+        )
+    runtime = _RUNTIME.get(backend.split("-")[0])
+    if runtime is not None and importlib.util.find_spec(runtime) is None:
+        suffix = backend.removeprefix("openvino").removeprefix("onnx").replace("-bf16", "")
+        fallback = "onnx" + suffix if runtime == "openvino" else "keras"
+        log.warning(
+            "INFERENCE_BACKEND=%s needs %s, which is not installed (pip install -e '.[perf]'): "
+            "falling back to %s",
+            backend,
+            runtime,
+            fallback,
+        )
+        return resolve_backend(fallback)
+    if backend == "openvino-bf16" and not openvino_cpu_has_bf16():
+        log.warning("this CPU has no native bf16 (AVX-512 BF16/AMX): serving openvino (fp32)")
+        return "openvino"
+    return backend
 
 
 def _compiled_fn(model_dir, card, size, backend, threads, max_batch, cache_dir, calibration_data):
@@ -137,7 +165,8 @@ def _compiled_fn(model_dir, card, size, backend, threads, max_batch, cache_dir, 
         log.warning("int8 model unavailable (%s): serving %s (fp32) instead", exc, fp32)
         path, backend = ensure_export(model_dir, out, size, False, None), fp32
     if backend.startswith("openvino"):
-        return OpenVinoRunner(path, threads, max_batch), backend
+        precision = "bf16" if backend == "openvino-bf16" else "f32"
+        return OpenVinoRunner(path, threads, max_batch, precision), backend
     return onnxruntime_runner(path, threads), backend
 
 
@@ -148,13 +177,31 @@ def load_predictor(
     threads: int = 0,
     cache_dir: str | Path = "var/model-cache",
     calibration_data: str | None = None,
+    check_images: int = 256,
+    max_auc_loss: float = 0.003,
 ) -> Predictor:
     """Load a store version directory (``model.keras`` + ``model_card.json``) for serving.
 
-    ``threads=0`` uses every core this process may run on.
+    ``threads=0`` uses every core this process may run on. ``backend="auto"`` chooses one on
+    this host (:func:`model.serving.selection.choose`, ``check_images`` validation X-rays,
+    at most ``max_auc_loss`` ROC AUC below Keras fp32). A model whose file does not match
+    the checksum in its card is refused (ChecksumMismatch) before anything loads it.
     """
     model_dir = Path(model_dir)
+    if backend == AUTO:
+        from model.serving.selection import choose
+
+        return choose(
+            model_dir,
+            max_batch=max_batch,
+            threads=threads,
+            cache_dir=Path(cache_dir),
+            data=calibration_data,
+            check_images=check_images,
+            max_auc_loss=max_auc_loss,
+        )
     card = json.loads((model_dir / CARD_FILE).read_text())
+    verify_files(model_dir, card)
     threads = threads or host_threads()
     backend = resolve_backend(backend)
     size = int(card.get("input_size") or 0)

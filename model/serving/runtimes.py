@@ -76,17 +76,26 @@ class OpenVinoRunner:
     streams (NUM_STREAMS >= 2, any hint) returned wrong probabilities on this AVX2 CPU, off
     by up to 0.34 (caught by tests/model/serving/test_quality.py). Lanes are not pinned to cores:
     pinning put every one-core lane on the same core.
+
+    ``precision`` is pinned, never left to the plugin: on CPUs with AVX-512 BF16 or AMX the CPU
+    plugin's default INFERENCE_PRECISION_HINT is bf16, so an "fp32" model would silently run
+    bf16 there (and an int8 model's non-quantised layers too). ``f32`` unless the backend is
+    the named ``openvino-bf16``.
     """
 
-    def __init__(self, onnx_path: Path, threads: int, max_batch: int = 1):
+    def __init__(self, onnx_path: Path, threads: int, max_batch: int = 1, precision: str = "f32"):
         import openvino as ov
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(onnx_path.parent / "openvino-cache")})
         model = str(onnx_path)
+        pinned = {"INFERENCE_PRECISION_HINT": precision}
         self._single = core.compile_model(
-            model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+            model,
+            "CPU",
+            {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", **pinned},
         ).create_infer_request()
+        self.precision = precision
         self.concurrency = max(1, min(threads, max_batch))
         self._pool: ThreadPoolExecutor | None = None
         if self.concurrency > 1:
@@ -94,6 +103,7 @@ class OpenVinoRunner:
                 "INFERENCE_NUM_THREADS": threads // self.concurrency,
                 "PERFORMANCE_HINT": "LATENCY",
                 "ENABLE_CPU_PINNING": False,
+                **pinned,
             }
             self._lanes: queue.SimpleQueue = queue.SimpleQueue()
             for _ in range(self.concurrency):
@@ -130,3 +140,13 @@ class OpenVinoRunner:
     def _infer(request, batch: np.ndarray) -> np.ndarray:
         request.infer({0: batch})
         return request.get_output_tensor(0).data.copy()
+
+
+def openvino_cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX), as OpenVINO reports it."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # no OpenVINO, or no CPU plugin: no bf16 either
+        return False

@@ -47,9 +47,13 @@ class WorkerSettings:
     model_poll_seconds: float = field(default_factory=lambda: _env("MODEL_POLL_SECONDS", 5.0))
     decode_threads: int = field(default_factory=lambda: _env("DECODE_THREADS", 2))
     metrics_port: int = field(default_factory=lambda: _env("WORKER_METRICS_PORT", 9101))
-    # keras | onnx | onnx-int8 | openvino | openvino-int8 (model/serving/predictor.py); the
-    # default is the fastest that keeps quality on this class of CPU (PERFORMANCE.md).
+    # auto | keras | onnx | onnx-int8 | openvino | openvino-bf16 | openvino-int8
+    # (model/serving/predictor.py). auto, the default: the fastest whose ROC AUC on
+    # QUALITY_CHECK_IMAGES validation X-rays stays within QUALITY_MAX_AUC_LOSS of Keras fp32
+    # on this host, checked once per model version (model/serving/selection.py).
     backend: str = field(default_factory=lambda: _env("INFERENCE_BACKEND", DEFAULT_BACKEND))
+    check_images: int = field(default_factory=lambda: _env("QUALITY_CHECK_IMAGES", 256))
+    max_auc_loss: float = field(default_factory=lambda: _env("QUALITY_MAX_AUC_LOSS", 0.003))
     # CPU priority of the worker (os.nice increment): uploads and reads are interactive, a
     # batch is not, so where the API shares the host it answers first (PERFORMANCE.md).
     nice: int = field(default_factory=lambda: _env("WORKER_NICE", 10))
@@ -58,3 +62,7 @@ class WorkerSettings:
     # X-rays to calibrate int8 on when the model version ships no calibration.npz
     # (default: the shared training set, ../shared/data/chest_xray_224).
     calibration_data: str = field(default_factory=lambda: _env("CALIBRATION_DATA", ""))
+    # Grad-CAM heatmaps on request (model/serving/heatmaps.py): 0 turns the thread off; the
+    # PNG's longest side in pixels.
+    heatmaps: int = field(default_factory=lambda: _env("HEATMAPS", 1))
+    heatmap_max_side: int = field(default_factory=lambda: _env("HEATMAP_MAX_SIDE", 1024))

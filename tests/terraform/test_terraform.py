@@ -557,10 +557,11 @@ def test_nginx_config(files, user_data, tmp_path):
         "TLS_KEY": str(tmp_path / "key.pem"),
         "MONITORING_CIDR": "10.0.1.10/32",
         "MAX_BODY": "30m",
+        "ACCESS_LOG": str(tmp_path / "access.log"),
     }
     shell_format = (
         "${LISTEN_HTTP} ${LISTEN_HTTPS} ${UI_UPSTREAM} ${SERVER_NAME} ${TLS_CERT} ${TLS_KEY} "
-        "${MONITORING_CIDR} ${MAX_BODY}"
+        "${MONITORING_CIDR} ${MAX_BODY} ${ACCESS_LOG}"
     )
     assert (
         shell_format.replace("$", "$$") in user_data["nginx"] or shell_format in user_data["nginx"]

@@ -18,7 +18,7 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed: run `make system`")
 
 ALLOWED = {"LISTEN_HTTP", "LISTEN_HTTPS", "SERVER_NAME", "UI_UPSTREAM", "TLS_CERT", "TLS_KEY",
-           "MAX_BODY", "MONITORING_CIDR"}  # fmt: skip
+           "MAX_BODY", "MONITORING_CIDR", "ACCESS_LOG"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,12 @@ def batch():
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_fp32_exports_agree_with_keras(tiny_model_dir, cache, batch, backend):
+    """fp32 means fp32 on every CPU: OpenVINO would default to bf16 on AVX-512 BF16/AMX ones."""
     pytest.importorskip("onnxruntime" if backend == "onnx" else "openvino")
     keras_p = load_predictor(tiny_model_dir, "keras", max_batch=8)
     fast = load_predictor(tiny_model_dir, backend, max_batch=8, cache_dir=cache)
     assert fast.backend == backend and fast.version == keras_p.version == "tiny-1"
+    assert fast.precision == "fp32"
     assert fast.input_size == 32 and fast.threshold == keras_p.threshold
     np.testing.assert_allclose(fast.predict(batch), keras_p.predict(batch), atol=1e-5)
     assert fast.predict(batch[:1]).shape == (1,)  # any batch size, no padding needed
@@ -43,6 +45,20 @@ def test_int8_stays_close_and_keeps_a_float_output(tiny_model_dir, cache, batch,
     probs = got.predict(batch)
     assert np.abs(probs - ref).max() < 0.05
     assert len(set(np.round(probs, 6))) > 1, "the head must stay fp32 (no 1/255 output steps)"
+
+
+def test_bf16_is_its_own_backend_where_the_cpu_has_it(tiny_model_dir, cache, batch):
+    pytest.importorskip("openvino")
+    from model.serving.runtimes import openvino_cpu_has_bf16
+
+    p = load_predictor(tiny_model_dir, "openvino-bf16", max_batch=8, cache_dir=cache)
+    if not openvino_cpu_has_bf16():
+        assert p.backend == "openvino" and p.precision == "fp32"
+        return
+    assert p.backend == "openvino-bf16" and p.precision == "bf16"
+    ref = load_predictor(tiny_model_dir, "keras", max_batch=8).predict(batch)
+    diff = np.abs(p.predict(batch) - ref).max()
+    assert 1e-6 < diff < 0.02, "bf16 differs from fp32, a little (else it is not bf16)"
 
 
 @pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
@@ -98,5 +114,5 @@ def test_a_failing_export_falls_back_to_keras(tiny_model_dir, monkeypatch, caplo
 
 
 def test_unknown_backend_is_refused(tiny_model_dir):
-    with pytest.raises(ValueError, match="supported: keras, onnx"):
+    with pytest.raises(ValueError, match=r"supported: keras, onnx.*openvino-bf16.*auto"):
         load_predictor(tiny_model_dir, "tensorrt")

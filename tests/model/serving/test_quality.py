@@ -1,4 +1,7 @@
-"""Reduced precision keeps quality: int8 ROC AUC within 0.003 of fp32 on the validation split.
+"""What the worker serves keeps quality: ROC AUC within 0.003 of fp32 on the validation split.
+
+The worker's default (``auto``) picks its backend on a check set of at most
+QUALITY_CHECK_IMAGES validation X-rays; this test holds that choice to the whole split.
 
 Runs on the local model ``make model`` trained (the store's ``current`` version in var/models,
 or MODEL_STORE) and the X-rays in ../shared/data/chest_xray_224 (or SHARED_DATA); skips,
@@ -63,10 +66,10 @@ def probabilities(predictor, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
     )
 
 
-# The guarantee is about what the worker serves by default; other int8 backends stay
-# selectable (on the current model onnx-int8 loses 0.0034, see PERFORMANCE.md).
+# The guarantee is about what the worker serves by default on this host; other reduced
+# backends stay selectable (on one local model onnx-int8 lost 0.0034, see PERFORMANCE.md).
 @pytest.mark.parametrize("backend", [DEFAULT_BACKEND])
-def test_int8_auc_within_budget_of_fp32(local_model, validation, backend, tmp_path_factory):
+def test_served_auc_within_budget_of_fp32(local_model, validation, backend, tmp_path_factory):
     from sklearn.metrics import roc_auc_score
 
     paths, labels = validation
@@ -74,9 +77,10 @@ def test_int8_auc_within_budget_of_fp32(local_model, validation, backend, tmp_pa
     cache = tmp_path_factory.getbasetemp() / "quality-cache"
     fp32 = load_predictor(local_model, "keras", max_batch=32)
     reduced = load_predictor(local_model, backend, max_batch=32, cache_dir=cache)
-    assert reduced.backend == backend, f"{backend} unavailable here (see the log)"
+    assert backend == "auto" or reduced.backend == backend, f"{backend} unavailable here"
     pixels = np.stack([preprocess.prepare(Path(p).read_bytes(), fp32.input_size) for p in paths])
     auc32 = roc_auc_score(labels, probabilities(fp32, pixels))
     auc8 = roc_auc_score(labels, probabilities(reduced, pixels))
-    print(f"{backend}: AUC {auc8:.4f} vs fp32 {auc32:.4f} on {len(paths)} validation X-rays")
+    served = f"{reduced.backend} ({reduced.precision})"
+    print(f"{served}: AUC {auc8:.4f} vs fp32 {auc32:.4f} on {len(paths)} validation X-rays")
     assert auc32 - auc8 <= MAX_AUC_DROP
