@@ -234,9 +234,10 @@ class Worker:
                     "`make model` (or wait for `make up`'s background training)",
                 )
             return
-        if (
-            self.predictor and self.predictor.version == version
-        ) or version == self._failed_version:
+        if self.predictor and self.predictor.version == version:
+            self._refresh_card(version)
+            return
+        if version == self._failed_version:
             return
         previous = self.state
         self.state_detail("loading", f"loading model {version}")
@@ -279,6 +280,22 @@ class Worker:
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
         self.beat(force=True)
+
+    def _refresh_card(self, version: str) -> None:
+        """Show external evaluations recorded in the served version's card since it loaded.
+
+        ``python -m model.evaluate`` adds them to the card in the store; the model itself is
+        unchanged, so only the card the API and UI read is republished.
+        """
+        try:
+            found = self.store.card(version).get("external_evaluations")
+        except (StoreError, OSError, ValueError):
+            return
+        card = self.predictor.card
+        if found and found != card.get("external_evaluations"):
+            card["external_evaluations"] = found
+            with contextlib.suppress(redis.RedisError):
+                self.served.publish(served_card(card))
 
     # --- jobs ------------------------------------------------------------------------------
 
