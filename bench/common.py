@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from devstack.settings import ROOT, TRAIN_224
+from model.card import checksums
+
 OUT_DIR = ROOT / "var" / "bench"
-SHARED_DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
 SIZE = 224  # the production input size
 
 
@@ -76,26 +77,9 @@ def build_production_model(size: int = SIZE):
     import keras
 
     keras.utils.set_random_seed(0)
-    try:
-        from model.build import build_model
-    except ImportError:  # model/build.py not merged yet: the same network, inline
-        return _inline_model(size)
+    from model.training.build import build_model
+
     return build_model(size, weights=None, augment=0)[0]
-
-
-def _inline_model(size: int):
-    import keras
-
-    inputs = keras.Input((size, size, 3), name="xray")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(size, size, 3))(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    for _ in range(2):
-        x = keras.layers.Dense(256, use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.ReLU()(x)
-        x = keras.layers.Dropout(0.3)(x)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
 
 
 def model_gflop(model) -> float:
@@ -122,7 +106,8 @@ def save_version(model, out_dir: Path, version: str, size: int, calibration: np.
     """A store version directory (model.keras, card, calibration.npz) for the real loader."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / "model.keras")
-    card = {"version": version, "input_size": size, "threshold": 0.5, "weights": "random"}
+    card = {"version": version, "input_size": size, "threshold": 0.5, "weights": "random",
+            "files": checksums(out_dir)}  # fmt: skip
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     np.savez_compressed(out_dir / "calibration.npz", images=calibration[..., 0].astype(np.uint8))
     return out_dir
@@ -132,7 +117,7 @@ def real_xrays(size: int, n: int) -> np.ndarray:
     """``n`` real X-rays at ``size`` px through model.preprocess (random pixels if absent)."""
     from model import preprocess
 
-    files = sorted((SHARED_DATA / "chest_xray_224" / "train").glob("*/*.jp*g"))[::37][:n]
+    files = sorted(TRAIN_224.glob("*/*.jp*g"))[::37][:n]
     if len(files) < n:
         rng = np.random.default_rng(0)
         return rng.integers(0, 256, (n, size, size, 3)).astype(np.float32)

@@ -1,7 +1,7 @@
 """Inference throughput of the production model, side by side: ``python -m bench.inference``.
 
 In one run, on this CPU: (a) the template's way, one ``model.predict`` per image; (b) the
-worker's batched path (``model.predictor.load_predictor``, exactly what the worker serves)
+worker's batched path (``model.serving.predictor.load_predictor``, exactly what the worker serves)
 for every backend at batch 1, 8, 16, 32 and 64; (c) the fp32 matmul rate of the machine, to
 express each result as a fraction of the fp32 roofline (matmul GFLOP/s / model GFLOP).
 
@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from bench import common
-from model.predictor import BACKENDS, DEFAULT_BACKEND, host_threads, load_predictor
+from model.serving.predictor import BACKENDS, DEFAULT_BACKEND, host_threads, load_predictor
 
 
 def measure(fn, batch: np.ndarray, seconds: float, warm_up: bool, min_calls: int = 1) -> dict:

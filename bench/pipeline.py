@@ -50,92 +50,65 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import common
-from model.predictor import load_predictor
-from model.settings import WorkerSettings
+from devstack.api import ApiServer
+from devstack.client import wait_ready
+from devstack.nginx import Nginx
+from devstack.processes import free_port
+from devstack.redis_server import RedisServer
+from devstack.settings import FULLRES
+from devstack.worker import Workers
+from jobs.queue import JobQueue
+from model.serving.predictor import load_predictor
+from model.serving.settings import WorkerSettings
 from pneumonia_api import gunicorn_conf
-from pneumonia_api.protocol import JobQueue
-from tests.processes import api_argv
-from tests.stack import nginx_argv, render_tls_nginx, wait_for_https
-from tests.support import free_port, python, start, stop, wait_for_http, wait_until
 
 TOKEN = "bench-token-" + "b" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FULLRES = common.SHARED_DATA / "chest_xray_fullres_sample"
 
 
 class Stack:
-    """redis-server + API (gunicorn) + one worker + nginx, on loopback, logs under ``tmp``."""
+    """redis-server (no persistence) + API (gunicorn) + one worker with its own defaults +
+    nginx, all from devstack, on loopback, logs under ``tmp``."""
 
     def __init__(self, store: Path, tmp: Path, api_workers: int | None, nginx: bool = True):
-        self.tmp, self.procs, self.ca = tmp, [], None
-        port = free_port()
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
-        self._start(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp),
-            ],
-            "redis",
-        )
-        wait_until(redis.Redis.from_url(self.redis_url).ping, timeout=10, what="redis")
-        api_port = free_port()
-        self.api = f"http://127.0.0.1:{api_port}"
-        self._start(
-            api_argv(),
-            "api",
-            REDIS_URL=self.redis_url,
+        self.redis = RedisServer(tmp / "redis", durable=False)
+        self.redis_url = self.redis.url
+        self.api_server = ApiServer(
+            self.redis_url,
+            tmp,
+            workers=api_workers,
+            quick=False,
             API_TOKEN=TOKEN,
-            GUNICORN_BIND=f"127.0.0.1:{api_port}",
-            **({"GUNICORN_WORKERS": str(api_workers)} if api_workers else {}),
             GUNICORN_ACCESSLOG="/dev/null",
             PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"),
         )
-        self.worker_metrics = f"http://127.0.0.1:{(metrics_port := free_port())}/metrics"
-        self._start(
-            [python(), "-m", "model.inference"],
-            "worker",
-            REDIS_URL=self.redis_url,
-            MODEL_STORE=str(store),
-            WORKER_NAME="bench",
-            MODEL_CACHE_DIR=str(common.MODEL_CACHE),
-            WORKER_METRICS_PORT=str(metrics_port),
-        )
-        wait_for_http(self.api + "/healthz")
-        wait_until(
-            lambda: requests.get(self.api + "/readyz", timeout=5).status_code == 200,
-            timeout=600,
-            interval=1,
-            what="the worker serving the model",
-        )
-        self.url = self._start_nginx(api_port) if nginx else self.api
+        self.api = self.api_server.url
+        self.workers = Workers(self.redis_url, store, tmp, quick=False)
+        self.worker_port = free_port()
+        self.worker_metrics = f"http://127.0.0.1:{self.worker_port}/metrics"
+        # The production server block with the API where the UI would be: the upload then
+        # takes the production TLS, buffering and proxy settings straight to the API.
+        upstream = f"127.0.0.1:{self.api_server.port}"
+        self.nginx = Nginx(tmp, upstream, tmp / "nginx.log") if nginx else None
+        self.procs: dict = {}  # service name -> process, for the CPU accounting
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
 
-    def _start_nginx(self, api_port: int) -> str:
-        """The production server block with the API where the UI would be: the upload then
-        takes the production TLS, buffering and proxy settings straight to the API."""
-        port = free_port()
-        conf, self.ca = render_tls_nginx(
-            self.tmp,
-            upstream=f"127.0.0.1:{api_port}",
-            http=f"127.0.0.1:{free_port()}",
-            https=f"127.0.0.1:{port}",
-        )
-        self._start(nginx_argv(conf), "nginx")
-        url = f"https://localhost:{port}"
-        wait_for_https(url, self.ca)
-        return url
-
-    def _start(self, argv, name, **env):
-        self.procs.append(start(argv, env=env, log=self.tmp / f"{name}.log"))
-        self.names = [*getattr(self, "names", []), name]
+    def _start(self) -> None:
+        self.procs["redis"] = self.redis.start().proc
+        self.procs["api"] = self.api_server.start().proc
+        self.procs["worker"] = self.workers.start(
+            "worker", WORKER_NAME="bench", MODEL_CACHE_DIR=str(common.MODEL_CACHE),
+            WORKER_METRICS_PORT=str(self.worker_port),
+        )  # fmt: skip
+        wait_ready(self.api, timeout=600, interval=1)
+        self.url, self.ca = self.api, None
+        if self.nginx:
+            self.procs["nginx"] = self.nginx.start().proc
+            self.url, self.ca = self.nginx.https_url, self.nginx.ca
 
     def model_seconds(self) -> float:
         """Seconds the worker has spent inside model calls so far (its own histogram)."""
@@ -147,11 +120,15 @@ class Stack:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each service (gunicorn's workers included)."""
-        return {name: _tree_cpu(p.pid) for name, p in zip(self.names, self.procs, strict=True)}
+        return {name: _tree_cpu(p.pid) for name, p in self.procs.items()}
 
     def close(self):
-        for proc in reversed(self.procs):
-            stop(proc)
+        """Stop everything, newest first."""
+        if self.nginx:
+            self.nginx.stop()
+        self.workers.stop_all()
+        self.api_server.stop()
+        self.redis.stop()
 
 
 _UPLOADS = itertools.count()  # one sequence for the whole run: no level repeats another's bytes

@@ -2,15 +2,17 @@
 
 The inference worker reads ``input_size`` (it resizes to it) and ``threshold`` (its decision
 rule); the UI shows the rest. The keys in :data:`REQUIRED` are that contract.
+
+``files`` holds the SHA-256 of the model file, written with the card: the worker refuses to
+serve a version whose file does not match it (a truncated copy, a swapped or tampered file)
+and keeps serving the version it has.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 import json
 import platform
-import re
-import subprocess
 from pathlib import Path
 
 REQUIRED = (
@@ -38,27 +40,32 @@ DATA_CREDIT = (
     "Images for Classification, Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2, CC BY 4.0; "
     "Kermany et al., Cell 172(5) 2018, doi:10.1016/j.cell.2018.02.010"
 )
+IN_DATASET = (
+    "in-dataset: every figure is measured on held-out patients of the same hospital and "
+    "dataset (Kermany train split); the public test split, other periods and other hospitals "
+    "are not measured here, and the figures there are expected to be lower"
+)
+INTENDED_USE = (
+    "Research use only, not a diagnosis: a second reader that flags possible pneumonia on "
+    "frontal (PA/AP) chest radiographs of children aged 1-5, for a clinician who reads the "
+    "film; never to rule pneumonia out on its own."
+)
+LIMITATIONS = [
+    "Paediatric: trained on children aged 1-5; adults and infants are outside its data.",
+    "Single centre: one hospital (Guangzhou Women and Children's Medical Center), one period; "
+    "other scanners, exposures and populations may lower every figure.",
+    "Frontal chest radiographs only: lateral views, other body parts, CT and photographs are "
+    "refused as not assessable where detected, but the check is not perfect.",
+    "Binary: pneumonia (bacterial or viral) against normal; other findings (effusion, "
+    "pneumothorax, tubes, masses) are not assessed and may be labelled either way.",
+    "The probability is calibrated on held-out patients of the same dataset, where 74 % of "
+    "the films show pneumonia: in a population with fewer pneumonias the real chance behind "
+    "a given score is lower, and on other equipment it may be over- or under-confident.",
+]
 PREPROCESSING = (
     "model.preprocess.prepare: decode, greyscale, square bilinear resize to input_size "
     "(aspect ratio not kept), 3 equal channels, float32 0..255; normalisation is inside the model"
 )
-
-
-def git_sha(short: bool = True) -> str:
-    """The commit the code was trained from ('unknown' outside a git checkout)."""
-    argv = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def make_version(when: dt.datetime | None = None, sha: str | None = None) -> str:
-    """``20261123T1410Z-3d0aacc``: sortable by time, traceable to code, safe as a path/S3 key."""
-    when = when or dt.datetime.now(dt.UTC)
-    raw = f"{when:%Y%m%dT%H%MZ}-{sha or git_sha()}"
-    return re.sub(r"[^A-Za-z0-9._-]", "-", raw)
 
 
 def hardware() -> str:
@@ -86,15 +93,60 @@ def hardware() -> str:
     return text
 
 
+MODEL_FILE = "model.keras"
+FILES = "files"
+
+
+class ChecksumMismatch(ValueError):
+    """A model's files are not those its card describes: it must not be served."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksums(model_dir: Path) -> dict:
+    """The ``files`` entry of a card: ``{"model.keras": {"sha256": ...}}``."""
+    return {MODEL_FILE: {"sha256": sha256_of(Path(model_dir) / MODEL_FILE)}}
+
+
+def verify_files(model_dir: Path, card: dict) -> None:
+    """Raise ChecksumMismatch unless every file the card lists matches its SHA-256.
+
+    A card without checksums is refused too: nothing would show that the file is the one
+    trained and evaluated.
+    """
+    listed = card.get(FILES) or {}
+    if MODEL_FILE not in listed:
+        raise ChecksumMismatch(
+            f"the card of {card.get('version')} lists no checksum for {MODEL_FILE}: "
+            "publish a model whose card was written by model.card.write"
+        )
+    for name, facts in listed.items():
+        actual = sha256_of(Path(model_dir) / name)
+        if actual != facts.get("sha256"):
+            raise ChecksumMismatch(
+                f"{name} of {card.get('version')} does not match the checksum in its card "
+                f"(sha256 {actual[:12]}..., card {str(facts.get('sha256'))[:12]}...)"
+            )
+
+
 def missing_keys(card: dict) -> list[str]:
     return [key for key in REQUIRED if key not in card]
 
 
 def write(card: dict, model_dir: Path) -> Path:
-    """Write ``model_card.json``; refuses a card that breaks the contract."""
+    """Write ``model_card.json`` with the model file's checksum (the model is saved first);
+    refuses a card that breaks the contract."""
     missing = missing_keys(card)
     if missing:
         raise ValueError(f"model card misses {missing}")
+    if (Path(model_dir) / MODEL_FILE).is_file():
+        card = {**card, FILES: checksums(model_dir)}
     path = Path(model_dir) / "model_card.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

@@ -11,7 +11,11 @@ CLI::
     python -m model.evaluate --model var/models/<version> --data DIR [--out FILE]
 
 ``DIR`` may hold ``test/``, a bare ``NORMAL/`` + ``PNEUMONIA/``, or only ``train/`` (then the
-model's own held-out patients are rebuilt from the split recorded in its card).
+model's own held-out patients are rebuilt from the split recorded in its card; ``--split
+shift_test`` for the latest patients). Every figure comes with a bootstrap 95 % interval, and
+the probability is calibrated as served. Scoring any other folder records an *external
+evaluation* in the model card (name, date, counts, figures), shown apart from the in-dataset
+figures in the UI.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 TARGET_SENSITIVITY = 0.95
+BOOTSTRAP_SAMPLES = 1000
 METRIC_KEYS = (
     "roc_auc",
     "pr_auc",
@@ -84,6 +90,55 @@ def metrics_at(y_true, scores, threshold: float, target: float = TARGET_SENSITIV
     }
 
 
+def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half: fast enough to
+    run a thousand times."""
+    from scipy.stats import rankdata
+
+    n_pos = int(y_true.sum())
+    n_neg = y_true.size - n_pos
+    ranks = rankdata(scores)
+    return float((ranks[y_true == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_intervals(
+    y_true, scores, threshold: float, n: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> dict:
+    """95 % percentile-bootstrap intervals of ROC AUC, sensitivity and specificity.
+
+    Resamples images with replacement *within each class* (the class counts stay those of the
+    split, so sensitivity and specificity are always defined). A few hundred test images give
+    intervals several points wide: the card shows them so nobody reads 0.99 as a certainty.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    scores = np.asarray(scores, dtype=np.float64)
+    pos, neg = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
+    if not pos.size or not neg.size or n <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws = {"roc_auc": [], "sensitivity": [], "specificity": []}
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        y, s = y_true[idx], scores[idx]
+        draws["roc_auc"].append(_auc(y, s))
+        draws["sensitivity"].append(float((s[y == 1] >= threshold).mean()))
+        draws["specificity"].append(float((s[y == 0] < threshold).mean()))
+    return {
+        k: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)]
+        for k, v in draws.items()
+    }
+
+
+def metrics_with_intervals(
+    y_true, scores, threshold: float, target: float = TARGET_SENSITIVITY, n: int = 1000
+) -> dict:
+    """:func:`metrics_at` plus ``ci95``: bootstrap intervals of AUC, sensitivity, specificity."""
+    out = metrics_at(y_true, scores, threshold, target)
+    out["ci95"] = bootstrap_intervals(y_true, scores, threshold, n)
+    out["ci95_method"] = f"percentile bootstrap, {n} resamples stratified by class"
+    return out
+
+
 def plot_curves(
     y_true, scores, path: Path, title: str = "", threshold: float | None = None
 ) -> Path:
@@ -121,7 +176,7 @@ def predict(model, split, size: int, batch_size: int = 64, desc: str = "predict"
     """Scores for every image of a split, streamed through the training pipeline."""
     from tqdm import tqdm
 
-    from model.data import dataset
+    from model.training.data import dataset
 
     ds = dataset(split, size).batch(batch_size)
     out = []
@@ -132,28 +187,75 @@ def predict(model, split, size: int, batch_size: int = 64, desc: str = "predict"
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def evaluate_dir(model_dir: Path, data: str | None, target: float | None = None) -> tuple:
-    """Load a model directory and score its evaluation split: (report, split, scores)."""
+def evaluate_dir(
+    model_dir: Path, data: str | None, target: float | None = None, which: str = "test"
+) -> tuple:
+    """Load a model directory and score an evaluation split: (report, split, scores).
+
+    Scores are calibrated with the card's map (what the worker serves) and judged at the
+    card's threshold, with bootstrap 95 % intervals. ``report["external"]`` is True unless
+    the split was rebuilt from the model's own training folder (its held-out carve-outs).
+    """
     import keras
 
-    from model.data import evaluation_split, resolve_root
+    from model import calibration
+    from model.training.data import evaluation_split, resolve_root
 
     card = json.loads((model_dir / "model_card.json").read_text())
-    name, split = evaluation_split(resolve_root(data), card)
+    root = resolve_root(data)
+    name, split = evaluation_split(root, card, which)
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
-    scores = predict(model, split, int(card["input_size"]), desc=f"evaluate {name}")
+    raw = predict(model, split, int(card["input_size"]), desc=f"evaluate {name}")
+    scores = calibration.apply(card.get("calibration"), raw)
     target = target or card.get("metrics", {}).get(
         "threshold_target_sensitivity", TARGET_SENSITIVITY
     )
+    metrics = metrics_with_intervals(split.labels, scores, float(card["threshold"]), target)
+    summary = calibration.summary(split.labels, raw, scores)
+    metrics["calibration"] = {k: v for k, v in summary.items() if k != "reliability"}
+    external = not (root / "train").is_dir() or has_own_test(root)
     report = {
         "model_version": card.get("version"),
         "split": name,
+        "external": external,
         "counts": split.counts(),
-        "metrics": metrics_at(split.labels, scores, float(card["threshold"]), target),
+        "metrics": metrics,
         # What the threshold would be if chosen on this data: shows how far it has drifted.
         "threshold_if_chosen_here": threshold_for_sensitivity(split.labels, scores, target),
     }
     return report, split, scores
+
+
+def has_own_test(root: Path) -> bool:
+    """A folder with its own test/ split (the published layout): not our carve-out."""
+    from model.training.data import has_classes
+
+    return has_classes(root / "test")
+
+
+def record_external(model_dir: Path, report: dict, name: str) -> dict:
+    """Add (or replace, by name) an external evaluation in the model's card and rewrite it.
+
+    The card then shows, apart from the in-dataset figures, how the model did on data it
+    was not trained on: name, date, counts and figures with intervals. A worker serving
+    this version shows it once it (re)loads the version.
+    """
+    from model import card as model_card
+
+    path = model_dir / "model_card.json"
+    card = json.loads(path.read_text())
+    entry = {
+        "name": name,
+        "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "split": report["split"],
+        "counts": report["counts"],
+        "metrics": report["metrics"],
+        "threshold_if_chosen_here": report["threshold_if_chosen_here"],
+    }
+    others = [e for e in card.get("external_evaluations", []) if e.get("name") != name]
+    card["external_evaluations"] = [*others, entry]
+    model_card.write(card, model_dir)
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,12 +278,30 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON report (default: <model>/evaluation-<split>.json)",
     )
     parser.add_argument("--target-sensitivity", type=float, default=None)
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "shift_test", "shift_val", "val", "calib"),
+        help="for the training folder itself: which held-out carve-out to rebuild and score",
+    )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="name of an external evaluation in the card (default: the data folder's name)",
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record an external evaluation in the model card",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.data import DataError
+    from model.training.data import DataError
 
     try:
-        report, split, scores = evaluate_dir(args.model, args.data, args.target_sensitivity)
+        report, split, scores = evaluate_dir(
+            args.model, args.data, args.target_sensitivity, args.split
+        )
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -198,7 +318,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(json.dumps(report["metrics"], indent=2))
     print(f"wrote {out}")
+    if report["external"] and not args.no_record:
+        name = args.name or _data_name(args.data, report["split"])
+        record_external(args.model, report, name)
+        print(f"recorded external evaluation {name!r} in {args.model / 'model_card.json'}")
     return 0
+
+
+def _data_name(data: str | None, split: str) -> str:
+    """A readable name for an evaluation folder: its own name (and the split's)."""
+    from model.training.data import resolve_root
+
+    root = resolve_root(data)
+    return root.name if split == root.name else f"{root.name}/{split}"
 
 
 if __name__ == "__main__":

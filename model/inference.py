@@ -6,10 +6,11 @@ uses), predicts the whole batch in one call, writes results and acknowledges the
 
 Pipelined for throughput: batches predict in inference threads while the next batch is read
 from Redis and decoded by the DECODE_THREADS pool, so JPEG decoding and resizing stay off the
-model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps quality:
-model/predictor.py) says how many batches may predict at once (``Predictor.concurrency``: one
-per inference lane, model/runtimes.py); the worker keeps that many in flight, so a lane
-that finishes early takes the next batch instead of waiting for the others.
+model's critical path. The runtime (INFERENCE_BACKEND, default the fastest that keeps
+quality: model/serving/predictor.py) says how many batches may predict at once
+(``Predictor.concurrency``: one per inference lane, model/serving/runtimes.py); the worker
+keeps that many in flight, so a lane that finishes early takes the next batch instead of
+waiting for the others.
 
 Reliability, in the manner of rq's worker:
 - a job is acknowledged only after its result is written, so a worker killed mid-batch leaves
@@ -17,8 +18,12 @@ Reliability, in the manner of rq's worker:
 - every attempt is counted; a job that fails MAX_ATTEMPTS times ends ``failed`` with its
   reason and is copied to the dead-letter stream, and the worker goes on;
 - SIGTERM/SIGINT finish the batch in hand, then the worker exits;
-- a heartbeat says the worker is alive, its state and the model version it serves;
-- the model is loaded once, then reloaded only when the store's ``current`` pointer moves.
+- a heartbeat says the worker is alive, its state and the model version it serves, and trims
+  the stream below what the group acknowledged (never a pending or undelivered job);
+- the model is loaded once, then reloaded only when the store's ``current`` pointer moves; a
+  version whose file does not match its card's checksum is refused and the worker keeps
+  serving the one it has;
+- a probability that is not a number in [0, 1] fails its job with the reason, never "Normal".
 
 Any number of workers, on any hosts, share one consumer group.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -39,21 +45,32 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from model import preprocess, worker_metrics
-from model.predictor import Predictor, host_threads, load_predictor
-from model.settings import WorkerSettings
+from jobs.heatmaps import Heatmaps
+from jobs.model import ServedModel
+from jobs.queue import JobQueue
+from jobs.record import FINAL, Label, Prediction
+from jobs.registry import WorkerRegistry
+from model import assess, ood, preprocess
+from model.serving import metrics
+from model.serving.heatmaps import HeatmapThread
+from model.serving.predictor import Predictor, host_threads, load_predictor
+from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
-from pneumonia_api.protocol import FINAL, JobQueue, Prediction
 
 log = logging.getLogger("model.inference")
 
-LABEL_POSITIVE, LABEL_NEGATIVE = "Pneumonia", "Normal"
 # Shown to the doctor beside the file name. The API checks only an upload's structure (it does
 # not decode pixels twice: pneumonia_api/images.py), so this is where damage inside the
 # compressed pixels shows up. Decoding is deterministic: such a job fails at once, no retries.
 UNREADABLE = (
     "the image could not be decoded: its pixel data is corrupt. "
     "Export the X-ray again from the PACS or modality and upload it again."
+)
+# A probability that is not a number in [0, 1] means a broken model, not a healthy lung: the
+# job fails with this reason (a NaN would otherwise fail ``>= threshold`` and read "Normal").
+NO_PROBABILITY = (
+    "the model returned no valid probability ({value}) for this image; no reading was made. "
+    "The model is being checked: upload it again later."
 )
 
 
@@ -77,6 +94,8 @@ class Worker:
             health_check_interval=30,
         )
         self.queue = JobQueue(self.r, prefix=settings.redis_prefix)
+        self.registry = WorkerRegistry(self.r, prefix=settings.redis_prefix)
+        self.served = ServedModel(self.r, prefix=settings.redis_prefix)
         self.store = open_store(settings.model_store, settings.model_cache_dir)
         self.predictor: Predictor | None = None
         self.state, self.detail = "no-model", "no model loaded yet"
@@ -91,6 +110,14 @@ class Worker:
         self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
         self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
         self.processed = 0
+        # Grad-CAM heatmaps on request, in a thread of their own (model/serving/heatmaps.py).
+        self.heatmaps = HeatmapThread(
+            self.queue,
+            Heatmaps(self.r, prefix=settings.redis_prefix),
+            self.store,
+            self._stop,
+            max_side=settings.heatmap_max_side,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -108,6 +135,8 @@ class Worker:
         acknowledged) oldest batch first, and a stop request drains every batch in flight.
         """
         self._connect()
+        if self.s.heatmaps and not burst:
+            self.heatmaps.start()
         while not self._stop.is_set():
             try:
                 self.maybe_reload()
@@ -142,6 +171,9 @@ class Worker:
         self.beat(force=True, state="stopped")
         self._pool.shutdown(wait=True)
         self._infer.shutdown(wait=True)
+        if self.heatmaps.is_alive():
+            self._stop.set()
+            self.heatmaps.join(timeout=30)  # a heatmap in hand is finished, not lost
         return self.processed
 
     def _connect(self) -> None:
@@ -173,8 +205,10 @@ class Worker:
             "backend": self.predictor.backend if self.predictor else "",
         }
         with contextlib.suppress(redis.RedisError):
-            self.queue.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
-        worker_metrics.heartbeat()
+            self.registry.heartbeat(self.s.name, info, ttl=self.s.heartbeat_ttl)
+            # Keep the stream short: only what the group acknowledged goes (never a job).
+            self.queue.trim_acknowledged()
+        metrics.heartbeat()
 
     # --- the model -------------------------------------------------------------------------
 
@@ -214,6 +248,8 @@ class Worker:
                 threads=self.s.threads,
                 cache_dir=self.s.model_cache_dir,
                 calibration_data=self.s.calibration_data or None,
+                check_images=self.s.check_images,
+                max_auc_loss=self.s.max_auc_loss,
             )
         except Exception as exc:
             self._failed_version = version
@@ -233,9 +269,9 @@ class Worker:
         self._failed_version = None
         seconds = time.perf_counter() - t0
         self.state_detail("ready", f"serving {version}")
-        worker_metrics.model_loaded(version, seconds)
+        metrics.model_loaded(version, seconds)
         with contextlib.suppress(redis.RedisError):
-            self.queue.publish_model(predictor.card)
+            self.served.publish(served_card(predictor.card))
         log.info(
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
@@ -244,7 +280,7 @@ class Worker:
     # --- jobs ------------------------------------------------------------------------------
 
     def collect(self, burst: bool = False, busy: bool = False) -> list[tuple[str, str]]:
-        """Reclaimed jobs first, then new ones: up to max_batch, within batch_wait_ms.
+        """A reclaimed job alone, else new ones: up to max_batch, within batch_wait_ms.
 
         ``busy``: a batch is being predicted, so wait at most batch_wait_ms for a first job
         (its results must not wait on an idle queue).
@@ -252,13 +288,14 @@ class Worker:
         s = self.s
         # Our own batches in flight are pending too: never reclaim them from ourselves.
         mine = {j.entry_id for _, jobs, _ in self._inflight for j in jobs}
-        entries = [
-            e for e in self.queue.reclaim(s.name, s.claim_idle_ms, s.max_batch) if e[0] not in mine
-        ]
-        if len(entries) < s.max_batch:
-            idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
-            block = None if (entries or burst) else idle
-            entries += self.queue.read(s.name, s.max_batch - len(entries), block)
+        reclaimed = [e for e in self.queue.reclaim(s.name, s.claim_idle_ms, 1) if e[0] not in mine]
+        if reclaimed:
+            # A job left pending by a worker that died runs alone, one per batch: if it is
+            # what killed that worker (a decoder crash), it takes no batch-mate down with it,
+            # and only its own attempts run out.
+            return reclaimed
+        idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
+        entries = self.queue.read(s.name, s.max_batch, None if burst else idle)
         if not entries:
             return []
         deadline = time.monotonic() + s.batch_wait_ms / 1000
@@ -279,7 +316,11 @@ class Worker:
         if not jobs:
             return None
         size = predictor.input_size
-        return predictor, jobs, [self._pool.submit(preprocess.prepare, j.image, size) for j in jobs]
+        return (
+            predictor,
+            jobs,
+            [self._pool.submit(assess.prepare_checked, j.image, size) for j in jobs],
+        )
 
     def launch(self, predictor: Predictor, jobs: list[Job], futures) -> tuple | None:
         """Wait for the decoded pixels, then start predicting them in an inference thread."""
@@ -289,16 +330,37 @@ class Worker:
                 job.pixels = fut.result()
                 ready.append(job)
             except preprocess.PreprocessError:
-                worker_metrics.failure("unreadable_image")
+                metrics.failure("unreadable_image")
                 log.warning("job %s: %s", job.record.id, UNREADABLE)
                 self.queue.fail(job.entry_id, job.record.id, UNREADABLE)
+            except assess.NotAssessable as exc:
+                self._not_assessable(job, str(exc), predictor)
             except Exception as exc:
                 self._failed(job, "preprocess", f"image could not be prepared: {exc}")
             job.image = b""  # the bytes are no longer needed; keep memory flat
+        ready = self._in_distribution(ready, predictor)
         if not ready:
             return None
         batch = np.stack([j.pixels for j in ready])
         return predictor, ready, self._infer.submit(_timed, predictor.predict, batch)
+
+    def _in_distribution(self, jobs: list[Job], predictor: Predictor) -> list[Job]:
+        """The jobs whose pixels look like the training X-rays; the rest end not_assessable."""
+        params = (predictor.card.get("input_check") or {}).get("params")
+        if not jobs or not params:
+            return jobs
+        far = ood.outside(params, np.stack([j.pixels for j in jobs]))
+        for job in (j for j, out in zip(jobs, far, strict=True) if out):
+            self._not_assessable(job, assess.OUT_OF_DISTRIBUTION, predictor)
+        return [j for j, out in zip(jobs, far, strict=True) if not out]
+
+    def _not_assessable(self, job: Job, reason: str, predictor: Predictor) -> None:
+        """Final without a label: the image is not something this model may read."""
+        log.info("job %s not assessable: %s", job.record.id, reason.split(":")[0])
+        self.queue.not_assessable(
+            job.entry_id, job.record.id, reason, self.s.name, predictor.version
+        )
+        self.processed += 1
 
     def drain(self, keep: int = 0) -> None:
         """Finish batches in flight, oldest first, until at most ``keep`` are left.
@@ -317,8 +379,17 @@ class Worker:
             for job in ready:
                 self._failed(job, "inference", f"inference failed: {type(exc).__name__}")
             return
-        worker_metrics.batch_done(len(ready), seconds)
-        self._finish([(job, float(p)) for job, p in zip(ready, probs, strict=True)], predictor)
+        metrics.batch_done(len(ready), seconds)
+        valid = []
+        for job, p in zip(ready, probs, strict=True):
+            p = float(p)
+            if math.isfinite(p) and 0.0 <= p <= 1.0:
+                valid.append((job, p))
+            else:  # deterministic for this model and image: fail now, no retries
+                metrics.failure("invalid_probability")
+                log.error("job %s: model %s returned %r", job.record.id, predictor.version, p)
+                self.queue.fail(job.entry_id, job.record.id, NO_PROBABILITY.format(value=p))
+        self._finish(valid, predictor)
 
     def _admit(self, entries: list[tuple[str, str]], predictor: Predictor) -> list[Job]:
         """Count the attempts and fetch the images, a few round trips for the whole batch.
@@ -337,7 +408,7 @@ class Worker:
                 self.queue.fail(
                     entry_id, pid, f"gave up after {self.s.max_attempts} attempts: {reason}"
                 )
-                worker_metrics.failure("max_attempts")
+                metrics.failure("max_attempts")
             else:
                 started.append((entry_id, record))
         if not started:
@@ -353,7 +424,7 @@ class Worker:
                     record.id,
                     "the image expired before it could be processed; upload it again",
                 )
-                worker_metrics.failure("image_expired")
+                metrics.failure("image_expired")
             else:
                 jobs.append(Job(entry_id, record, image))
         self._finish(cached, predictor, cached=True)
@@ -367,7 +438,9 @@ class Worker:
             rec = job.record
             rec.probability = round(probability, 6)
             rec.threshold = predictor.threshold
-            rec.label = LABEL_POSITIVE if probability >= predictor.threshold else LABEL_NEGATIVE
+            rec.label = (
+                Label.PNEUMONIA if probability >= predictor.threshold else Label.NORMAL
+            ).value
             rec.model_version = predictor.version
             rec.worker = self.s.name
             rec.error = None
@@ -377,11 +450,11 @@ class Worker:
             if wrote:
                 self.processed += 1
                 rec = job.record
-                worker_metrics.prediction(rec.label, rec.finished_at - rec.created_at)
+                metrics.prediction(rec.label, rec.finished_at - rec.created_at)
 
     def _failed(self, job: Job, kind: str, reason: str) -> None:
         """Retry later, or give up for good once the attempts are spent."""
-        worker_metrics.failure(kind)
+        metrics.failure(kind)
         rec = job.record
         if rec.attempts >= self.s.max_attempts:
             log.warning(
@@ -390,6 +463,14 @@ class Worker:
             self.queue.fail(job.entry_id, rec.id, reason)
         else:
             self.queue.retry(job.entry_id, rec.id, reason)
+
+
+def served_card(card: dict) -> dict:
+    """The card as the API and UI get it: without the input check's bulky parameters."""
+    check = card.get("input_check")
+    if not isinstance(check, dict) or "params" not in check:
+        return card
+    return {**card, "input_check": {k: v for k, v in check.items() if k != "params"}}
 
 
 def _timed(fn, batch):
@@ -429,7 +510,7 @@ def main() -> None:
     settings = WorkerSettings()
     if settings.nice > 0:
         lower_priority(settings.nice)
-    worker_metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

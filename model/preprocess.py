@@ -1,9 +1,9 @@
 """Pixel preparation: the one place an X-ray becomes a model input.
 
-Training (model.data) and serving (model.inference) both call :func:`prepare`, so the tensor a
-model sees in production is, bit for bit, the tensor it learnt from. Intensity scaling is
-*not* done here: each model carries its own ``Rescaling`` layer, so a model file is
-self-describing and serving cannot apply the wrong normalisation.
+Training (model.training.data) and serving (model.inference) both call :func:`prepare`, so
+the tensor a model sees in production is, bit for bit, the tensor it learnt from. Intensity
+scaling is *not* done here: each model carries its own ``Rescaling`` layer, so a model file
+is self-describing and serving cannot apply the wrong normalisation.
 
 Decisions, and why:
 - Greyscale first, then three equal channels: the Kermany images are grey (some saved as RGB)
@@ -70,12 +70,3 @@ def to_array(img: Image.Image, size: int) -> np.ndarray:
 def prepare(data: bytes, size: int) -> np.ndarray:
     """Bytes of a PNG/JPEG to the (size, size, 3) float32 array the model takes."""
     return to_array(decode(data, min_side=2 * size), size)
-
-
-def prepare_batch(images: list[bytes], size: int) -> np.ndarray:
-    """Several images to one (n, size, size, 3) batch."""
-    return (
-        np.stack([prepare(b, size) for b in images])
-        if images
-        else np.zeros((0, size, size, 3), np.float32)
-    )

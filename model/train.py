@@ -1,17 +1,159 @@
-"""``python -m model.train``: the training CLI (the recipe itself is in :mod:`model.cnn`).
+"""``python -m model.train``: train, evaluate and publish the ResNet50 (the training CLI).
 
-Kept as a thin entry point so ``make model``, scripts/up.sh and the GPU server all call the
-same command; see ``python -m model.train --help`` and model/README.md.
+``make model``, scripts/train_if_missing.sh and the GPU server's bootstrap all call this
+command. The options become one frozen :class:`~model.training.config.TrainConfig` (whose
+defaults are the local CPU recipe) and :func:`model.training.recipe.run` does the rest; see
+``python -m model.train --help`` and model/README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from model.cnn import main
+from model.training.config import TrainConfig
+
+DEFAULT = TrainConfig()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options, one per :class:`TrainConfig` field, with its defaults."""
+    p = argparse.ArgumentParser(
+        prog="python -m model.train", description="Train, evaluate and publish the ResNet50."
+    )
+    add = p.add_argument
+    add(
+        "--data",
+        default=DEFAULT.data,
+        help="Kermany-layout folder (default $PNEUMONIA_DATA or ../shared/data/chest_xray_224)",
+    )
+    add(
+        "--weights",
+        default=DEFAULT.weights,
+        help="imagenet | none | PATH to ResNet50 notop weights",
+    )
+    add("--img-size", type=int, default=DEFAULT.img_size)
+    add(
+        "--epochs",
+        type=int,
+        default=DEFAULT.epochs,
+        help="epochs (fine-tuning epochs when pretrained)",
+    )
+    add(
+        "--head-epochs",
+        type=int,
+        default=DEFAULT.head_epochs,
+        help="pretrained only: epochs training the head alone",
+    )
+    add("--fine-tune-layers", type=int, default=DEFAULT.fine_tune_layers)
+    add("--batch-size", type=int, default=DEFAULT.batch_size)
+    add(
+        "--steps-per-epoch",
+        type=int,
+        default=DEFAULT.steps_per_epoch,
+        help="batches between validations (0 = one full pass over train)",
+    )
+    add(
+        "--lr",
+        type=float,
+        default=DEFAULT.lr,
+        help="initial learning rate (default 1e-3 scratch, 1e-5 pretrained)",
+    )
+    add("--head-lr", type=float, default=DEFAULT.head_lr)
+    add(
+        "--decay-steps",
+        type=int,
+        default=DEFAULT.decay_steps,
+        help="learning-rate decay interval (default 10000 pretrained, 40 from scratch)",
+    )
+    add(
+        "--decay-rate",
+        type=float,
+        default=DEFAULT.decay_rate,
+        help="learning-rate decay factor (default 0.95 pretrained, 0.85 from scratch)",
+    )
+    add("--augment", type=float, default=DEFAULT.augment, help="augmentation strength, 0 = off")
+    add(
+        "--patience",
+        type=int,
+        default=DEFAULT.patience,
+        help="early stopping patience (epochs without better val AUC)",
+    )
+    add(
+        "--max-minutes",
+        type=float,
+        default=DEFAULT.max_minutes,
+        help="training time budget, 0 = none",
+    )
+    add("--val-fraction", type=float, default=DEFAULT.val_fraction)
+    add("--test-fraction", type=float, default=DEFAULT.test_fraction)
+    add(
+        "--shift-fraction",
+        type=float,
+        default=DEFAULT.shift_fraction,
+        help="latest patient ids of each family held out (shift_val + shift_test), 0 = none",
+    )
+    add(
+        "--calib-fraction",
+        type=float,
+        default=DEFAULT.calib_fraction,
+        help="patients the probability calibration is fitted on, 0 = uncalibrated",
+    )
+    add(
+        "--intensity-augment",
+        type=float,
+        default=DEFAULT.intensity_augment,
+        help="gamma / contrast / noise / blur augmentation strength, 0 = off",
+    )
+    add("--label-smoothing", type=float, default=DEFAULT.label_smoothing)
+    add("--bootstrap", type=int, default=DEFAULT.bootstrap, help="resamples for 95 %% intervals")
+    add("--seed", type=int, default=DEFAULT.seed)
+    add("--target-sensitivity", type=float, default=DEFAULT.target_sensitivity)
+    add(
+        "--limit",
+        type=int,
+        default=DEFAULT.limit,
+        help="at most N images per class and split (smoke tests)",
+    )
+    add("--output", type=Path, default=None, help="output directory (default var/runs/<version>)")
+    add("--version", default=None, help="model version (default UTC time + git short sha)")
+    add(
+        "--publish",
+        default=None,
+        help="model store to publish to: a path (var/models) or s3://bucket/prefix",
+    )
+    add(
+        "--verbose",
+        type=int,
+        default=DEFAULT.verbose,
+        help="Keras progress: 1 bar, 2 one line per epoch",
+    )
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Command-line options to the run's frozen configuration."""
+    return TrainConfig(**vars(parser().parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: 0 when a model is trained, 2 when there is no data to train on."""
+    config = parse_config(argv)
+    from model.training.data import DataError
+    from model.training.recipe import run
+
+    try:
+        out = run(config)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"done: {out}")
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,12 +22,13 @@ export TLS_CERT=${TLS_CERT:-$here/../var/tls/cert.pem}
 export TLS_KEY=${TLS_KEY:-$here/../var/tls/key.pem}
 export MAX_BODY=${MAX_BODY:-33m}
 export MONITORING_CIDR=${MONITORING_CIDR:-127.0.0.1/32}
+export ACCESS_LOG=${ACCESS_LOG:-$out/access.log}
 export NGINX_DIR=$out
 export NGINX_USER=${NGINX_USER:-$(id -un)}
 export NGINX_MIME_TYPES=${NGINX_MIME_TYPES:-/etc/nginx/mime.types}
 
 # Only these names are substituted; nginx's own $variables pass through untouched.
-envsubst '${LISTEN_HTTP} ${LISTEN_HTTPS} ${SERVER_NAME} ${UI_UPSTREAM} ${TLS_CERT} ${TLS_KEY} ${MAX_BODY} ${MONITORING_CIDR}' \
+envsubst '${LISTEN_HTTP} ${LISTEN_HTTPS} ${SERVER_NAME} ${UI_UPSTREAM} ${TLS_CERT} ${TLS_KEY} ${MAX_BODY} ${MONITORING_CIDR} ${ACCESS_LOG}' \
   < "$here/pneumonia.conf.template" > "$out/pneumonia.conf"
 envsubst '${NGINX_DIR} ${NGINX_USER} ${NGINX_MIME_TYPES}' \
   < "$here/local.conf.template" > "$out/nginx.conf"

@@ -29,11 +29,14 @@ def create_app(config: dict | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from . import errors, health, jobstore, metrics, predictions
+    from . import errors, health, heatmaps, jobstore, metrics, predictions, verdicts, worklist
 
     errors.init_app(app)
     jobstore.init_app(app)
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(predictions.bp)
+    app.register_blueprint(verdicts.bp)
+    app.register_blueprint(worklist.bp)
+    app.register_blueprint(heatmaps.bp)
     return app

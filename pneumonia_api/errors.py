@@ -19,26 +19,32 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An expected failure with its HTTP status, a stable code and a helpful message."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, retry_after: int = 5):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
-def error(status: int, code: str, message: str):
-    """The one JSON error response."""
+def error(status: int, code: str, message: str, retry_after: int = 5):
+    """The one JSON error response (a 503 says when to come back)."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pneumonia-api"'
     if status == 503:
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def out_of_memory(exc: Exception) -> bool:
+    """Redis refused a write because it reached maxmemory (policy noeviction)."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or "maxmemory" in str(exc)
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.retry_after)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc):
@@ -51,6 +57,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def _redis_down(exc):
+        if out_of_memory(exc):  # maxmemory reached: a full store, not a bug (never a 500)
+            log.warning("redis refused a write: out of memory (maxmemory)")
+            return error(
+                503,
+                "store_full",
+                "The job store is full right now; nothing was saved. Retry in a minute.",
+                retry_after=60,
+            )
         log.warning("redis unavailable: %s", type(exc).__name__)
         return error(
             503,

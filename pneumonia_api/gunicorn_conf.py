@@ -1,12 +1,10 @@
-"""Gunicorn settings for the API and the UI (``-c python:pneumonia_api.gunicorn_conf``).
+"""Gunicorn settings of the API (``-c python:pneumonia_api.gunicorn_conf``).
 
-Everything comes from the environment. Prometheus multiprocess mode needs its directory wiped
-when the master starts (stale files from a previous run would be summed in) and each dead
-worker marked, so its live gauges stop counting.
+Everything comes from the environment. Prometheus multiprocess mode's hooks (wipe the
+directory at start, mark dead workers) are :mod:`observability.gunicorn_hooks`, shared with the UI.
 """
 
 import os
-import shutil
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
 # An upload is CPU work in Python (multipart parsing, structure checks, SHA-256, the Redis
@@ -19,24 +17,13 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
-# No query strings or bodies in access logs: request lines carry only ids.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# Method and path only, never the query string (%(r)s would log it) or bodies: paths carry
+# only ids, and whatever a client puts in a query string stays out of the log.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # `make up` runs the API and the UI under gunicorn side by side: no shared control socket.
 control_socket_disable = True
 
 
-def on_starting(server):
-    """Prometheus multiprocess mode: start from an empty directory (this service's own)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        os.makedirs(path, exist_ok=True)
-
-
-def child_exit(server, worker):
-    """A dead worker's live gauges stop counting."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)
+# Prometheus multiprocess mode: the hooks shared with the UI.
+from observability.gunicorn_hooks import child_exit, on_starting  # noqa: E402,F401

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
-from .jobstore import get_queue
+from .jobstore import get_queue, live_workers, training
 
 bp = Blueprint("health", __name__)
 
@@ -33,9 +33,9 @@ def readyz():
     }
     try:
         queue = get_queue()
-        workers = queue.workers(current_app.config["WORKER_STALE_SECONDS"])
+        workers = live_workers()
         body["workers"] = workers
-        body["training"] = queue.training()
+        body["training"] = training().get()
         body["queue"] = queue.queue_stats()
     except redis.RedisError:
         body.update(

@@ -23,6 +23,10 @@ what catches the damage real files have (an interrupted export or copy cuts the 
 
 What still fails to decode in the worker ends that job ``failed`` at once with a message that
 says to export the image again (model.inference), the same outcome one step later.
+
+What is stored and served is the clean copy (:mod:`pneumonia_api.metadata`): PNG text and EXIF
+chunks, JPEG APPn and comment segments and bytes after the image's end are dropped, pixels
+untouched.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from . import assessable, metadata
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,8 @@ class Limits:
 
 @dataclass
 class AcceptedImage:
-    """What is stored: the image bytes (DICOM already converted) and their facts."""
+    """What is stored: the clean copy of the image (metadata removed, DICOM converted) and
+    its facts; ``sha256`` is the upload's, for the content cache only."""
 
     data: bytes
     media_type: str
@@ -66,6 +72,8 @@ class AcceptedImage:
     height: int
     sha256: str
     original_format: str
+    # Why the model must not read it, read from the DICOM header before it is dropped.
+    not_assessable: str | None = None
 
 
 def sniff(data: bytes) -> str | None:
@@ -137,6 +145,7 @@ def _from_raster(data: bytes, filename: str, kind: str, limits: Limits) -> Accep
                     )
                 if not (_png_complete(data) if kind == "png" else _jpeg_complete(data)):
                     raise ValueError("incomplete")
+                clean = metadata.clean(data, kind)
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -154,7 +163,8 @@ def _from_raster(data: bytes, filename: str, kind: str, limits: Limits) -> Accep
             "completely (truncated or corrupt). Export it again and re-upload.",
         ) from None
     media = "image/png" if kind == "png" else "image/jpeg"
-    return AcceptedImage(data, media, width, height, hashlib.sha256(data).hexdigest(), kind)
+    # The upload's hash keys the content cache only; what is stored is the clean copy.
+    return AcceptedImage(clean, media, width, height, hashlib.sha256(data).hexdigest(), kind)
 
 
 def _png_complete(data: bytes) -> bool:
@@ -223,7 +233,12 @@ def _from_dicom(data: bytes, filename: str, limits: Limits) -> AcceptedImage:
                 "multi_frame",
                 f"{filename} is a multi-frame DICOM. Upload a single-frame radiograph.",
             )
+        header_reason = assessable.dicom_reason(
+            ds.get("Modality"), ds.get("BodyPartExamined"), ds.get("ViewPosition")
+        )
         arr = ds.pixel_array
+        if arr.ndim == 3 and arr.shape[-1] == 3 and not header_reason:
+            header_reason = assessable.COLOUR_DICOM
         if arr.ndim == 3 and arr.shape[-1] == 3:  # colour: take luminance
             arr = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         elif arr.ndim != 2:
@@ -246,4 +261,6 @@ def _from_dicom(data: bytes, filename: str, limits: Limits) -> AcceptedImage:
     out = io.BytesIO()
     Image.fromarray(scaled.round().astype(np.uint8), mode="L").save(out, format="PNG")
     png = out.getvalue()
-    return AcceptedImage(png, "image/png", cols, rows, hashlib.sha256(png).hexdigest(), "dicom")
+    return AcceptedImage(
+        png, "image/png", cols, rows, hashlib.sha256(png).hexdigest(), "dicom", header_reason
+    )

@@ -7,30 +7,15 @@ worker answers the scrape. Names follow Prometheus' base-unit conventions.
 
 from __future__ import annotations
 
-import os
-import time
-
-from flask import Flask, Response, g, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from flask import Flask
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
 
-REQUESTS = Counter(
-    "pneumonia_api_requests_total",
-    "HTTP requests answered by the API",
-    ["route", "method", "status"],
-)
-LATENCY = Histogram(
-    "pneumonia_api_request_duration_seconds",
-    "API request latency",
-    ["route", "method"],
+from observability.http_metrics import RequestMetrics
+
+HTTP = RequestMetrics.create(
+    "pneumonia_api",
+    "API",
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 UPLOAD_BYTES = Histogram(
@@ -81,13 +66,13 @@ class QueueCollector:
         self.app = app
 
     def collect(self):
-        from .protocol import JobQueue
+        from .jobstore import live_workers
 
-        queue: JobQueue = self.app.extensions["job_queue"]
+        queue = self.app.extensions["job_queue"]
         up = GaugeMetricFamily("pneumonia_queue_up", "1 when Redis answered this scrape")
         try:
             stats = queue.queue_stats()
-            workers = queue.workers(self.app.config["WORKER_STALE_SECONDS"])
+            workers = live_workers(self.app)
         except Exception:
             up.add_metric([], 0)
             yield up
@@ -124,29 +109,50 @@ class QueueCollector:
         yield alive
 
 
+class VerdictCollector:
+    """Readers' verdicts per model version and agreement, read from Redis at scrape time.
+
+    Counts live in Redis (jobs.verdicts), so every API instance reports the same totals and a
+    restart loses nothing; dashboards and alerts take ``max without (instance, role)``.
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        from jobs.verdicts import AGREEMENTS
+
+        try:
+            tally = self.app.extensions["job_verdicts"].tally()
+        except Exception:
+            return  # pneumonia_queue_up already says Redis did not answer
+        # A gauge, not a counter: a reader who changes their verdict moves one count from one
+        # agreement to another, which a counter could only show as a reset. Use delta().
+        total = GaugeMetricFamily(
+            "pneumonia_reader_verdicts",
+            "Readers' verdicts recorded, by model version and agreement with the model",
+            labels=["model_version", "agreement"],
+        )
+        ratio = GaugeMetricFamily(
+            "pneumonia_reader_agreement_ratio",
+            "Share of readers' labels that agree with the model (agree / (agree + disagree))",
+            labels=["model_version"],
+        )
+        versions = sorted({version for version, _ in tally})
+        for version in versions:
+            for agreement in AGREEMENTS:
+                total.add_metric([version, agreement], tally.get((version, agreement), 0))
+            agree = tally.get((version, "agree"), 0)
+            judged = agree + tally.get((version, "disagree"), 0)
+            if judged:
+                ratio.add_metric([version], agree / judged)
+        yield total
+        yield ratio
+
+
 def init_app(app: Flask) -> None:
-    """Time every request and expose /metrics (no auth: reachable from monitoring only)."""
+    """Time every request and expose /metrics with the queue's state read at scrape time."""
     queue_registry = CollectorRegistry(auto_describe=False)
     queue_registry.register(QueueCollector(app))
-
-    @app.before_request
-    def _start_timer():
-        g._t0 = time.perf_counter()
-
-    @app.after_request
-    def _observe(response):
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        if route != "/metrics" and hasattr(g, "_t0"):
-            LATENCY.labels(route, request.method).observe(time.perf_counter() - g._t0)
-            REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        return response
-
-    @app.get("/metrics")
-    def metrics():
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)
-            body = generate_latest(registry)
-        else:
-            body = generate_latest(REGISTRY)
-        return Response(body + generate_latest(queue_registry), mimetype=CONTENT_TYPE_LATEST)
+    queue_registry.register(VerdictCollector(app))
+    HTTP.init_app(app, extra=[queue_registry])

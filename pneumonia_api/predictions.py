@@ -2,32 +2,91 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from . import images, metrics, uploads
+from jobs.queue import mark_not_assessable
+from jobs.record import LABELS, JobStatus, Prediction, new_id
+
+from . import assessable, images, metrics, uploads
 from .auth import require_token
 from .errors import ApiError
-from .jobstore import get_queue
-from .protocol import Prediction, new_id
+from .jobstore import get_queue, live_workers, served_model, training, verdicts
 
 bp = Blueprint("predictions", __name__, url_prefix="/v1")
 bp.before_request(require_token)
 
 _UPLOADER = re.compile(r"[^A-Za-z0-9._@-]")
-LABELS = ("Pneumonia", "Normal")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+# Kept for the content cache only, never shown: a hash of the upload with its metadata.
+_PRIVATE = ("sha256",)
 
 
 def _links(pid: str) -> dict:
     return {
         "self": url_for("predictions.get_prediction", pid=pid),
         "image": url_for("predictions.get_image", pid=pid),
+        "heatmap": url_for("heatmaps.get_heatmap", pid=pid),
     }
 
 
 def _public(p: Prediction) -> dict:
-    return {**p.to_dict(), "links": _links(p.id)}
+    shown = {k: v for k, v in p.to_dict().items() if k not in _PRIVATE}
+    return {**shown, "links": _links(p.id)}
+
+
+def _item(record: Prediction) -> dict:
+    """One entry of the upload answer."""
+    return {
+        "id": record.id,
+        "status": record.status,
+        "filename": record.filename,
+        "cached": record.cached,
+        "links": _links(record.id),
+    }
+
+
+def _idempotency_key(uploader: str) -> str | None:
+    """The Redis key of this request's Idempotency-Key header (scoped to the uploader and
+    hashed, so no client text becomes a key name), or None without the header."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(raw):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 8-128 letters, digits, '.', '_', ':' or '-' "
+            "(a random UUID per upload is ideal).",
+        )
+    digest = hashlib.sha256(f"{uploader}\n{raw}".encode()).hexdigest()
+    return get_queue().keys.idempotency(digest)
+
+
+def _accepted(records: list[Prediction], replayed: bool = False):
+    response = jsonify([_item(r) for r in records])
+    response.status_code = 202
+    if len(records) == 1:
+        response.headers["Location"] = _links(records[0].id)["self"]
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _check_backpressure(queue, n: int) -> None:
+    """503 + Retry-After, before anything is saved, when the queue is past QUEUE_LIMIT."""
+    limit = current_app.config["QUEUE_LIMIT"]
+    if queue.waiting() + n > limit:
+        metrics.rejected("queue_full")
+        raise ApiError(
+            503,
+            "queue_full",
+            f"More than {limit} X-rays are waiting for analysis; nothing was saved. "
+            "Send this one again in a little while.",
+            retry_after=current_app.config["QUEUE_RETRY_AFTER_SECONDS"],
+        )
 
 
 def _uploader() -> str:
@@ -37,7 +96,17 @@ def _uploader() -> str:
 
 @bp.post("/predictions")
 def create_predictions():
-    """Validate every file first, then store and queue them; all or nothing per request."""
+    """Validate every file first, then store and queue them; all or nothing per request.
+
+    With an ``Idempotency-Key``, a retry of a request that was stored returns the same jobs
+    (202, ``Idempotent-Replayed: true``) instead of queueing them twice.
+    """
+    uploader = _uploader()
+    idem_key = _idempotency_key(uploader)
+    if idem_key is not None:
+        earlier = get_queue().idempotent(idem_key)
+        if earlier:
+            return _accepted(earlier, replayed=True)
     limit = current_app.config["MAX_FILES_PER_REQUEST"]
     try:
         files = uploads.files("file", limit, current_app.config["MAX_UPLOAD_BYTES"])
@@ -58,13 +127,13 @@ def create_predictions():
             metrics.rejected(exc.code)
             raise
     queue = get_queue()
-    served = queue.model_card() or {}
-    uploader = _uploader()
-    out = []
+    served = served_model().card() or {}
+    store_names = current_app.config["STORE_FILENAMES"]
+    batch = []
     for name, image, size in accepted:
         record = Prediction(
             id=new_id(),
-            filename=name,
+            filename=name if store_names else "",
             sha256=image.sha256,
             media_type=image.media_type,
             width=image.width,
@@ -72,27 +141,23 @@ def create_predictions():
             size_bytes=size,
             uploader=uploader,
         )
-        hit = queue.cached_result(image.sha256, served.get("version"))
-        if hit is not None:
-            queue.record_cached(record, hit, image.data)
-            metrics.cache_hit()
-        else:
-            queue.submit(record, image.data)
-        metrics.accepted()
-        out.append(
-            {
-                "id": record.id,
-                "status": record.status,
-                "filename": name,
-                "cached": record.cached,
-                "links": _links(record.id),
-            }
+        reason = image.not_assessable or assessable.shape_reason(
+            image.width, image.height, current_app.config["MAX_ASPECT_RATIO"]
         )
-    response = jsonify(out)
-    response.status_code = 202
-    if len(out) == 1:
-        response.headers["Location"] = out[0]["links"]["self"]
-    return response
+        if reason:
+            batch.append((mark_not_assessable(record, reason), image.data, None))
+            continue
+        batch.append((record, image.data, queue.cached_result(image.sha256, served.get("version"))))
+    queued = sum(1 for r, _, hit in batch if hit is None and r.status == JobStatus.QUEUED.value)
+    _check_backpressure(queue, queued)
+    ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
+    idempotency = (idem_key, ",".join(r.id for r, _, _ in batch), ttl) if idem_key else None
+    records = queue.submit_all(batch, idempotency)  # one transaction: all or nothing
+    for _, _, hit in batch:
+        if hit is not None:
+            metrics.cache_hit()
+        metrics.accepted()
+    return _accepted(records)
 
 
 @bp.get("/predictions/<pid>")
@@ -105,7 +170,8 @@ def get_prediction(pid: str):
             "No prediction with that id (it may have expired). "
             "List recent ones with GET /v1/predictions.",
         )
-    return jsonify(_public(record))
+    found = verdicts().get(pid)  # the reader's verdict (pneumonia_api/verdicts.py)
+    return jsonify({**_public(record), "verdict": found.to_dict() if found else None})
 
 
 @bp.get("/predictions/<pid>/image")
@@ -175,11 +241,10 @@ def list_predictions():
 @bp.get("/model")
 def model_info():
     """The card of the model the workers serve, training progress and live workers."""
-    queue = get_queue()
     return jsonify(
         {
-            "card": queue.model_card(),
-            "training": queue.training(),
-            "workers": queue.workers(current_app.config["WORKER_STALE_SECONDS"]),
+            "card": served_model().card(),
+            "training": training().get(),
+            "workers": live_workers(),
         }
     )

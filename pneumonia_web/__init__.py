@@ -22,18 +22,21 @@ def create_app(config: dict | None = None) -> Flask:
         db,
         errors,
         health,
+        heatmap,
         metrics,
         model_card,
+        report,
         results,
         templating,
         upload,
+        verdict,
         worklist,
     )
     from pneumonia_web.config import Config, check_production, fill_dev_defaults
     from pneumonia_web.extensions import csrf, limiter, login_manager
 
     app = Flask(__name__)
-    app.config.from_object(Config)
+    app.config.from_object(Config())
     if config:
         app.config.update(config)
     fill_dev_defaults(app.config)
@@ -55,7 +58,9 @@ def create_app(config: dict | None = None) -> Flask:
     templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
-    for module in (auth, upload, results, worklist, model_card, admin, health):
+    for module in (auth, upload, results, verdict, worklist, model_card, admin, health):
+        app.register_blueprint(module.bp)
+    for module in (heatmap, report):  # issue 18: where the model looked, printable report
         app.register_blueprint(module.bp)
     metrics.init_app(app)  # after the limiter (it exempts /metrics); nginx hides /metrics
     return app

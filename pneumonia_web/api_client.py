@@ -58,10 +58,24 @@ class ApiClient:
             raise _error_from(resp)
         return resp
 
-    def submit(self, filename: str, stream: IO[bytes], content_type: str, uploader: str) -> dict:
-        """Upload one image; returns its new prediction (status ``queued`` or ``done``)."""
+    def submit(
+        self,
+        filename: str,
+        stream: IO[bytes],
+        content_type: str,
+        uploader: str,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """Upload one image; returns its new prediction (status ``queued`` or ``done``).
+
+        With ``idempotency_key`` a retry of an upload the API already stored returns the
+        first job instead of a second one.
+        """
         files = {"file": (filename, stream, content_type or "application/octet-stream")}
-        resp = self._call("POST", "/v1/predictions", files=files, headers={"X-Uploader": uploader})
+        headers = {"X-Uploader": uploader}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        resp = self._call("POST", "/v1/predictions", files=files, headers=headers)
         return resp.json()[0]
 
     def get(self, pid: str) -> dict:
@@ -73,6 +87,16 @@ class ApiClient:
         resp = self._call("GET", f"/v1/predictions/{pid}/image")
         return resp.content, resp.headers.get("Content-Type", "application/octet-stream")
 
+    def heatmap(self, pid: str) -> bytes | None:
+        """The Grad-CAM layer (PNG) of a result, or None while a worker is drawing it.
+
+        Never waits: the API asks a worker and answers 202 at once, so the page polls
+        (pneumonia_web/heatmap.py). Refusals (404 expired, 409 not scored yet, 422 failed)
+        raise ApiError with the API's message.
+        """
+        resp = self._call("GET", f"/v1/predictions/{pid}/heatmap")
+        return None if resp.status_code == 202 else resp.content
+
     def list(self, limit: int, before: int | None = None, **filters: str) -> dict:
         """A page of predictions newest first: ``{"items": [...], "next_before": ms|None}``."""
         params: dict[str, Any] = {"limit": limit}
@@ -80,6 +104,25 @@ class ApiClient:
             params["before"] = before
         params.update({k: v for k, v in filters.items() if v})
         return self._call("GET", "/v1/predictions", params=params).json()
+
+    def worklist(self, **params: Any) -> dict:
+        """A triaged page: ``{"items", "total", "next_offset", "unread", "truncated"}``."""
+        query = {k: v for k, v in params.items() if v not in (None, "", False)}
+        return self._call("GET", "/v1/worklist", params=query).json()
+
+    def unread(self) -> int:
+        """How many results have a label and no reader's verdict yet."""
+        # Every page's navigation asks: a short timeout, so a slow API never holds a page.
+        timeout = min(self.timeout, 2.0)
+        return int(self._call("GET", "/v1/worklist/unread", timeout=timeout).json()["unread"])
+
+    def record_verdict(self, pid: str, choice: str, note: str, reader: str) -> dict:
+        """Record (or replace) the reader's verdict on one result."""
+        body = {"choice": choice, "note": note}
+        headers = {"X-Reader": reader}
+        return self._call(
+            "PUT", f"/v1/predictions/{pid}/verdict", json=body, headers=headers
+        ).json()
 
     def model(self) -> dict:
         """The model card, training progress and workers."""

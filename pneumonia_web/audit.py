@@ -13,11 +13,25 @@ from flask_login import current_user
 
 from pneumonia_web.db import get_redis, keys
 
-ACTIONS = ("login", "login_failed", "logout", "upload", "upload_rejected", "view")
+ACTIONS = (
+    "login",
+    "login_failed",
+    "logout",
+    "upload",
+    "upload_rejected",
+    "view",
+    "view_image",
+    "verdict",
+)
 
 
-def record(action: str, prediction_id: str = "", filename: str = "", user: str = "") -> str:
-    """Append one event; the user defaults to the logged-in one. Returns the entry id."""
+def record(
+    action: str, prediction_id: str = "", filename: str = "", user: str = "", detail: str = ""
+) -> str:
+    """Append one event; the user defaults to the logged-in one. Returns the entry id.
+
+    ``detail`` says what was done where the action alone does not (a verdict's choice).
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if not user and current_user and current_user.is_authenticated:
@@ -29,6 +43,8 @@ def record(action: str, prediction_id: str = "", filename: str = "", user: str =
         "filename": filename,
         "ip": (request.remote_addr or "") if has_request_context() else "",
     }
+    if detail:
+        fields["detail"] = detail
     return get_redis().xadd(
         keys().audit, fields, maxlen=current_app.config["AUDIT_MAXLEN"], approximate=True
     )

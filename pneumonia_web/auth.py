@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 from flask import (
     Blueprint,
@@ -45,8 +46,21 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def _expired() -> bool:
+    """The session is older than SESSION_MAX_HOURS since its login, however active it was.
+
+    The login time is in the signed session cookie, so a client cannot move it.
+    """
+    started = session.get("login_at")
+    max_age = current_app.config["SESSION_MAX_HOURS"] * 3600
+    return not isinstance(started, int) or time.time() - started > max_age
+
+
 def _require_login():
     """Deny every non-public endpoint to anonymous users (secure by default)."""
+    if current_user.is_authenticated and _expired():
+        logout_user()
+        session.clear()
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     if request.endpoint is None:
@@ -104,6 +118,7 @@ def login():
         if user is not None:
             session.clear()
             session.permanent = True  # expires after SESSION_IDLE_MINUTES without a request
+            session["login_at"] = int(time.time())  # and SESSION_MAX_HOURS after this
             login_user(user)
             audit.record("login")
             return redirect(_safe_next(request.args.get("next")) or url_for("upload.index"))
@@ -116,8 +131,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """End the session (POST with a CSRF token, so no page can log a user out)."""
+    """End every session of this user, server-side (POST with a CSRF token, so no page can
+    log a user out): a copy of the cookie, or the user's other devices, are logged out too."""
     audit.record("logout")
+    if current_user.is_authenticated:
+        users.end_sessions(current_user.name)
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

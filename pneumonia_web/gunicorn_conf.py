@@ -23,6 +23,5 @@ control_socket_disable = True
 
 
 # Prometheus multiprocess mode (the UI's own PROMETHEUS_MULTIPROC_DIR, not the API's): the
-# same two hooks as the API's, from there, so wiping the directory at start and marking dead
-# workers live in one place.
-from pneumonia_api.gunicorn_conf import child_exit, on_starting  # noqa: E402,F401
+# hooks shared with the API.
+from observability.gunicorn_hooks import child_exit, on_starting  # noqa: E402,F401

@@ -41,7 +41,7 @@ def card(pid: str):
         if exc.status < 500:
             return render_template("_partials/card.html", error=exc, filename=""), exc.status
         # The service is briefly away: keep polling and say so.
-        prediction = {"id": pid, "status": "unknown", "filename": request.args.get("f", "")}
+        prediction = {"id": pid, "status": "unknown"}  # no file name: it never rides in a URL
         return render_template(
             "_partials/card.html", p=prediction, retrying=exc.message, big=_big()
         )
@@ -59,6 +59,8 @@ def image(pid: str):
     data, media_type = get_api().image(_check_id(pid))
     if media_type.split(";")[0].strip() not in IMAGE_TYPES:
         abort(404)
+    if not request.args.get("thumb"):  # the full image; thumbnails ride with audited views
+        audit.record("view_image", prediction_id=pid)
     if request.args.get("thumb"):
         data, media_type = _thumbnail(data, media_type)
     resp = Response(data, mimetype=media_type)

@@ -9,12 +9,14 @@ from flask import current_app, request
 from flask_login import current_user
 
 from pneumonia_web.forms import CsrfOnlyForm
+from pneumonia_web.wording import reading
 
 STATUS_TEXT = {
     "queued": "Queued",
     "processing": "Analysing",
     "done": "Done",
     "failed": "Failed",
+    "not_assessable": "Not assessable",
     "unknown": "Reconnecting",
 }
 
@@ -44,6 +46,7 @@ def _globals() -> dict:
         # body that was too large to parse).
         "logout_form": CsrfOnlyForm(formdata=None) if current_user.is_authenticated else None,
         "status_text": STATUS_TEXT,
+        "reading": reading,
     }
 
 

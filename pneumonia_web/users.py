@@ -154,6 +154,14 @@ def set_disabled(name: str, disabled: bool = True) -> User:
     return get(user.name)
 
 
+def end_sessions(name: str) -> None:
+    """End every session of ``name`` on every device (logout does this: a copied cookie
+    stops working along with the one that logged out)."""
+    user = get(name)
+    if user is not None:
+        get_redis().hincrby(keys().user(user.name), "epoch", 1)
+
+
 def all_users() -> list[User]:
     """Every user, sorted by name."""
     names = sorted(get_redis().smembers(keys().users))

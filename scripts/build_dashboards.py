@@ -390,6 +390,28 @@ def service() -> dict:
             "percentunit",
         ),
         panel(
+            "timeseries",
+            "Reader agreement by model version",
+            "Share of the last day's readers' labels (Pneumonia/Normal) that agree with the model, "
+            "per model version; not assessable reads aside. Alert below 80% over 20+ reads.",
+            [
+                q("model_version:pneumonia_reader_agreement:ratio1d", "{{model_version}}"),
+            ],
+            "percentunit",
+        ),
+        panel(
+            "timeseries",
+            "Readers' verdicts per day",
+            "Verdicts recorded over the last day, by model version and agreement.",
+            [
+                q(
+                    "sum by (model_version, agreement) "
+                    "(model_version:pneumonia_reader_verdicts:delta1d)",
+                    "{{model_version}} {{agreement}}",
+                )
+            ],
+        ),
+        panel(
             "table",
             "Model version per worker",
             "Which model version each worker serves, and how long it took to load.",

@@ -30,6 +30,8 @@ source var/local.env
 : "${HTTP_PORT:=8080}" "${HTTPS_PORT:=8443}" "${DEMO_USER:=demo}"
 : "${PROMETHEUS_PORT:=9090}" "${NODE_EXPORTER_PORT:=9100}" "${REDIS_EXPORTER_PORT:=9121}"
 : "${NGINX_EXPORTER_PORT:=9113}"
+# Redis refuses writes (the API answers 503) rather than grow until the OOM killer chooses.
+: "${REDIS_MAXMEMORY:=1gb}"
 # The trainer writes its progress gauges here; node_exporter's textfile collector serves them.
 : "${TRAINING_METRICS_TEXTFILE:=$ROOT/var/run/textfile/training.prom}"
 set +a
@@ -62,6 +64,8 @@ dir ${ROOT}/var/redis
 appendonly yes
 appendfsync always
 save ""
+maxmemory ${REDIS_MAXMEMORY}
+maxmemory-policy noeviction
 CONF
 umask 022
 

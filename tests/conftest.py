@@ -3,50 +3,26 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 import redis
 
-from tests.support import FULLRES, ROOT, build_tiny_model, free_port, wait_until
+from devstack.redis_server import RedisServer
+from devstack.settings import FULLRES, ROOT
+from devstack.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real, empty redis-server for the whole session (no fakeredis)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
+    if shutil.which("redis-server") is None:
         pytest.skip(
             "redis-server is not installed: run `make system` "
             "(Debian: apt-get install redis-server)"
         )
-    port = free_port()
-    data = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    wait_until(client.ping, timeout=10, what="redis-server")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = RedisServer(tmp_path_factory.mktemp("redis"), durable=False).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

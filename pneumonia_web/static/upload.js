@@ -112,6 +112,10 @@
       xhr.open("POST", form.action);
       xhr.setRequestHeader("HX-Request", "true");
       xhr.setRequestHeader("X-CSRFToken", csrf);
+      // One key per file, kept across retries of this send: the API answers a retry of an
+      // upload it already stored with the first job instead of queueing a second one.
+      shell.key = shell.key || newKey();
+      xhr.setRequestHeader("Idempotency-Key", shell.key);
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) { return; }
         var pct = Math.round((e.loaded / e.total) * 100);
@@ -130,6 +134,13 @@
     }
 
     function done() { active -= 1; pump(); }
+
+    function newKey() {
+      if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
+      var bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+    }
 
     function answer(xhr, shell) {
       var redirect = xhr.getResponseHeader("HX-Redirect");

@@ -19,6 +19,9 @@ def dicom_bytes(
     rows: int | None = None,
     cols: int | None = None,
     with_pixels: bool = True,
+    modality: str = "CR",
+    body_part: str | None = None,
+    view: str | None = None,
 ) -> bytes:
     """A CR-like DICOM holding patient identifiers that must never reach storage or logs."""
     if pixels is None:
@@ -32,7 +35,11 @@ def dicom_bytes(
     ds.PatientID = PATIENT_ID
     ds.PatientBirthDate = "19700101"
     ds.InstitutionName = "St Example Hospital"
-    ds.Modality = "CR"
+    ds.Modality = modality
+    if body_part is not None:
+        ds.BodyPartExamined = body_part
+    if view is not None:
+        ds.ViewPosition = view
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.SamplesPerPixel = 1

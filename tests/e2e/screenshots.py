@@ -14,9 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from devstack.settings import FULLRES, ROOT
+from devstack.stack import LocalStack
+from devstack.tiny_model import build_tiny_model
 from tests.e2e.browser import browser_page, drop_files, log_in
-from tests.stack import LocalStack
-from tests.support import FULLRES, ROOT, build_tiny_model
 
 PASSWORD = "screenshot password"
 
@@ -86,6 +87,37 @@ def shoot(out: Path, store: Path, tmp: Path) -> list[Path]:
             page.locator("figure.xray img").wait_for()
             page.wait_for_load_state("networkidle")
             save(page, "04-result.png", full_page=True)
+
+            # Where the model looked: the Grad-CAM layer switched on (issue 18).
+            page.get_by_label("Show the heatmap over the X-ray").check(timeout=120_000)
+            page.locator("#heatmap-layer").wait_for(state="visible")
+            page.wait_for_load_state("networkidle")
+            save(page, "08-heatmap.png", full_page=True)
+
+            # The printable report, as the printer sees it.
+            page.get_by_role("link", name="Print report").click()
+            page.locator("#heatmap[data-heatmap=ready]").wait_for(timeout=120_000)
+            page.wait_for_load_state("networkidle")
+            page.emulate_media(media="print")
+            save(page, "09-print-report.png", full_page=True)
+            page.emulate_media(media="screen")
+            page.go_back()  # back on the result page
+            page.locator("section#verdict").wait_for()
+
+            verdict = page.locator("section#verdict")  # the reader records their own read
+            verdict.get_by_label("Agree with the model", exact=False).check()
+            verdict.get_by_label("Note (optional)").fill("Agree: right lower lobe consolidation")
+            verdict.get_by_role("button", name="Record my read").click()
+            verdict.locator(".verdict-current").wait_for()
+            save(page, "10-result-verdict.png", full_page=True)
+
+            page.get_by_role("navigation").get_by_role("link", name="Worklist").click()
+            page.locator("table.worklist").wait_for()
+            page.locator("h1").click()
+            page.keyboard.press("j")  # the keyboard path: the second row selected
+            page.keyboard.press("j")
+            page.wait_for_load_state("networkidle")
+            save(page, "11-worklist-triage.png", full_page=True)
 
             page.get_by_role("navigation").get_by_role("link", name="Model card").click()
             page.wait_for_load_state("networkidle")

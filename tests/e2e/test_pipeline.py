@@ -13,9 +13,13 @@ import pytest
 import redis
 import requests
 
-from pneumonia_api.protocol import GROUP, JobQueue
-from tests.processes import AUTH, ApiServer, Workers, post, result, wait_ready
-from tests.support import wait_until
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, result, wait_ready
+from devstack.processes import wait_until
+from devstack.worker import Workers
+from jobs.keys import GROUP
+from jobs.queue import JobQueue
+from jobs.registry import WorkerRegistry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -84,7 +88,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(api, workers, redis_url, fullre
         lambda: next(
             (
                 w
-                for w in queue.workers(30)
+                for w in WorkerRegistry(client).alive(30)
                 if w["name"] == "rescuer" and int(w["processed"]) == len(rescued)
             ),
             None,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import TRAIN_224
+from devstack.settings import TRAIN_224
 
 
 def jpeg_bytes(seed: int, size: int = 48, bright: bool = False) -> bytes:

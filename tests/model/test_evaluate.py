@@ -56,3 +56,30 @@ def test_single_class_data_has_no_auc():
 def test_roc_pr_plot_is_a_png(tmp_path):
     path = evaluate.plot_curves([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.6], tmp_path / "c.png", "t", 0.5)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_shrink_with_more_images():
+    rng = np.random.default_rng(3)
+
+    def sample(n):
+        y = rng.integers(0, 2, n)
+        return y, np.clip(0.35 * y + rng.normal(0.35, 0.2, n), 0, 1)
+
+    small = evaluate.metrics_with_intervals(*sample(120), 0.5, n=400)
+    large = evaluate.metrics_with_intervals(*sample(3000), 0.5, n=400)
+    for m in (small, large):
+        for key in ("roc_auc", "sensitivity", "specificity"):
+            lo, hi = m["ci95"][key]
+            assert lo <= m[key] <= hi
+    width = {k: large["ci95"][k][1] - large["ci95"][k][0] for k in large["ci95"]}
+    for key, (lo, hi) in small["ci95"].items():
+        assert hi - lo > 2 * width[key]  # 25x the images: about 5x narrower
+
+
+def test_bootstrap_auc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.uniform(0, 1, 300), 2)  # ties included
+    assert evaluate._auc(y, s) == pytest.approx(roc_auc_score(y, s))

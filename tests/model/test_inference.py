@@ -7,11 +7,16 @@ import threading
 import pytest
 import redis
 
+from devstack.processes import wait_until
+from devstack.tiny_model import build_tiny_model
+from jobs.keys import GROUP
+from jobs.model import ServedModel
+from jobs.queue import JobQueue
+from jobs.record import Prediction, new_id
+from jobs.registry import WorkerRegistry
 from model.inference import Worker
-from model.settings import WorkerSettings
-from pneumonia_api.protocol import GROUP, JobQueue, Prediction, new_id
+from model.serving.settings import WorkerSettings
 from tests.api.conftest import png_bytes
-from tests.support import build_tiny_model, wait_until
 
 
 def settings(redis_url, store_root, **kw) -> WorkerSettings:
@@ -27,7 +32,7 @@ def settings(redis_url, store_root, **kw) -> WorkerSettings:
         heartbeat_seconds=0.2,
         model_poll_seconds=0.2,
         metrics_port=0,
-        backend="keras",  # the loop is under test here; backends: tests/model/test_predictor.py
+        backend="keras",  # the loop is under test; backends: tests/model/serving/test_predictor.py
     )
     base.update(kw)
     return WorkerSettings(**base)
@@ -61,7 +66,7 @@ def test_batch_is_predicted_and_written(redis_client, redis_url, model_store):
         assert rec.model_version == "tiny-1" and rec.attempts == 1
     # every job acknowledged; the served model's card is published for the API and UI
     assert redis_client.xpending(JobQueue(redis_client).keys.stream, GROUP)["pending"] == 0
-    assert JobQueue(redis_client).model_card()["version"] == "tiny-1"
+    assert ServedModel(redis_client).card()["version"] == "tiny-1"
 
 
 def test_undecodable_image_fails_at_once_and_others_complete(redis_client, redis_url, model_store):
@@ -83,7 +88,7 @@ def test_jobs_of_a_dead_worker_are_reclaimed(redis_client, redis_url, model_stor
     queue = JobQueue(redis_client)
     taken = queue.read("crashed-worker", 10, None)  # delivered, never acknowledged
     for _, pid in taken:
-        queue.start(pid, "crashed-worker")
+        queue.start_batch([pid], "crashed-worker")
     assert len(taken) == 4
     worker = Worker(settings(redis_url, model_store.root, claim_idle_ms=50))
     wait_until(
@@ -130,7 +135,7 @@ def test_without_a_model_jobs_wait_until_one_is_published(
     thread.start()
     try:
         ids = submit(redis_client, 2)
-        beats = wait_until(lambda: JobQueue(redis_client).workers(10), timeout=10)
+        beats = wait_until(lambda: WorkerRegistry(redis_client).alive(10), timeout=10)
         assert beats[0]["state"] == "no-model" and "make model" in beats[0]["detail"]
         assert all(r.status == "queued" for r in records(redis_client, ids))
         store.publish(tiny_model_dir, "tiny-1")
@@ -155,7 +160,7 @@ def test_a_corrupt_model_is_reported_and_jobs_wait(
     worker = Worker(settings(redis_url, store.root))
     assert worker.work(burst=True) == 0
     assert worker.state == "error"
-    beat = JobQueue(redis_client).workers(10)[0]
+    beat = WorkerRegistry(redis_client).alive(10)[0]
     assert "broken-1 failed to load" in beat["detail"]
     assert all(r.status == "queued" for r in records(redis_client, ids))
 

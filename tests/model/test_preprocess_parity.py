@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import data, preprocess
+from model import preprocess
+from model.training import data
 from tests.model.conftest import make_folder
 
 
 def training_tensor(path: str, size: int) -> np.ndarray:
-    """What model.cnn feeds the model for one file (the cached tf.data pipeline)."""
+    """What model.training feeds the model for one file (the cached tf.data pipeline)."""
     split = data.Split([path], [1])
     ((image, _label),) = data.dataset(split, size, cache="").as_numpy_iterator()
     return image.astype(np.float32)  # the model's first layer sees it as float32

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from devstack.tiny_model import build_tiny_model
 from model import publish as publish_cli
 from model.store import CARD_FILE, MODEL_FILE, LocalStore, S3Store, StoreError, open_store
-from tests.support import build_tiny_model
 
 
 @pytest.fixture(scope="module")

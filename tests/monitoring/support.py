@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from devstack.settings import ROOT
 
 MONITORING = ROOT / "monitoring"
 PROMETHEUS = MONITORING / "prometheus"

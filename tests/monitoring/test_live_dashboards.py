@@ -1,6 +1,6 @@
 """Live: the whole local stack with Prometheus, real traffic, then every panel's PromQL.
 
-Real processes on free loopback ports (tests/stack.py): redis-server, the API under gunicorn
+Real processes on free loopback ports (devstack/stack.py): redis-server, the API under gunicorn
 (2 workers, multiprocess metrics), an inference worker with a tiny model, the UI under gunicorn
 (2 workers, multiprocess metrics), nginx with the product's config (stub_status for the
 monitoring address); plus the nginx exporter, redis_exporter, node_exporter with the trainer's
@@ -24,11 +24,12 @@ import requests
 import yaml
 from PIL import Image
 
+from devstack.api import AUTH
+from devstack.client import post, post_file, result
+from devstack.processes import free_port, start, stop, wait_for_http, wait_until
+from devstack.stack import LocalStack
 from scripts.render_prometheus import render
 from tests.monitoring.support import DASHBOARDS, RULE_FILES, binary, fill, load, panels, tier
-from tests.processes import post, post_file, result
-from tests.stack import LocalStack
-from tests.support import free_port, start, stop, wait_for_http, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -57,6 +58,13 @@ def xray_png(seed: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8), "L").save(buf, "PNG")
     return buf.getvalue()
+
+
+def read(api: str, item: dict, choice: str) -> None:
+    """Record a reader's verdict on a finished prediction, as the UI does."""
+    resp = requests.put(f"{api}/v1/predictions/{item['id']}/verdict", json={"choice": choice},
+                        headers={**AUTH, "X-Reader": "dr.live"}, timeout=10)  # fmt: skip
+    assert resp.status_code == 200, resp.text
 
 
 def promql(prom: str, expr: str) -> list[dict]:
@@ -208,6 +216,7 @@ def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
         images.append(path)
     items = [post(api, p) for p in images]
     assert all(result(api, i)["status"] == "done" for i in items)
+    read(api, items[0], "agree")  # a clinician's verdict (reader agreement panels)
     assert post(api, images[0])["cached"] is True
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not an image at all")
@@ -223,7 +232,8 @@ def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
         bad = promql(prom, 'pneumonia_api_uploads_rejected_total{reason="unsupported_type"} > 0')
         hit = promql(prom, "sum(pneumonia_api_cache_hits_total) > 0")
         login = promql(prom, "sum(pneumonia_web_login_failures_total) > 0")
-        return len(up) == 7 and done and bad and hit and login
+        verdict = promql(prom, "sum(pneumonia_reader_verdicts) > 0")
+        return len(up) == 7 and done and bad and hit and login and verdict
 
     wait_until(scraped, timeout=30, interval=0.5, what="Prometheus scraping every tier")
     # More traffic now that every series exists: rate() and increase() need a counter to grow
@@ -236,7 +246,9 @@ def test_every_panel_returns_data_from_the_live_stack(monitored, tmp_path):
         path.write_bytes(xray_png(seed))
         more.append(post(api, path))
     assert all(result(api, i)["status"] == "done" for i in more)
+    read(api, more[0], "Normal" if result(api, more[0])["label"] == "Pneumonia" else "Pneumonia")
     for expr in [
+        "sum(delta(pneumonia_reader_verdicts[1m])) > 0",
         'sum(rate(pneumonia_web_requests_total{job="ui"}[1m])) > 0',
         'sum(rate(pneumonia_api_request_duration_seconds_count{job="api"}[1m])) > 0',
         "sum(rate(pneumonia_worker_job_latency_seconds_count[1m])) > 0",

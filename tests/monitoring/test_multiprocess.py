@@ -9,8 +9,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import ApiServer
-from tests.support import wait_until
+from devstack.api import ApiServer
+from devstack.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

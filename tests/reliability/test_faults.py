@@ -14,17 +14,11 @@ import time
 import pytest
 import requests
 
-from tests.processes import (
-    AUTH,
-    ApiServer,
-    RedisServer,
-    Workers,
-    post,
-    post_file,
-    result,
-    wait_ready,
-)
-from tests.support import wait_until
+from devstack.api import AUTH, ApiServer
+from devstack.client import post, post_file, result, wait_ready
+from devstack.processes import wait_until
+from devstack.redis_server import RedisServer
+from devstack.worker import Workers
 
 from . import results
 
@@ -73,8 +67,18 @@ class Uploader(threading.Thread):
             time.sleep(self.pause)
 
 
-def final_states(api_url, items):
-    return [result(api_url, i, timeout=180)["status"] for i in items]
+def final_states(api_url, items, timeout: float = 180) -> list[str]:
+    """Each item's final status; 'lost' for one that never got there (or vanished), so a
+    proof counts its losses instead of stopping at the first."""
+    deadline = time.monotonic() + timeout
+    states = []
+    for item in items:
+        try:
+            left = max(1.0, deadline - time.monotonic())
+            states.append(result(api_url, item, timeout=left)["status"])
+        except (TimeoutError, KeyError):
+            states.append("lost")
+    return states
 
 
 def test_redis_killed_and_restarted_loses_nothing(stack, own_redis, fullres_xrays):
@@ -93,6 +97,8 @@ def test_redis_killed_and_restarted_loses_nothing(stack, own_redis, fullres_xray
     )
     ready = requests.get(api.url + "/readyz", timeout=5)
     assert ready.status_code == 503 and ready.json()["redis"] is False
+    api_pids = {api.proc.pid, *api.children()}
+    worker_pid = workers.procs["w1"].pid
     own_redis.start()  # same port, same AOF directory; the API and the worker are not restarted
     downtime = time.monotonic() - t_down
     n_before = len(up.accepted)
@@ -109,8 +115,9 @@ def test_redis_killed_and_restarted_loses_nothing(stack, own_redis, fullres_xray
         refused_503=len(up.refused),
         lost=lost,
         downtime_seconds=round(downtime, 1),
-        api_restarted=False,
-        worker_restarted=False,
+        api_restarted=api.proc.poll() is not None or api.proc.pid not in api_pids,
+        worker_restarted=workers.procs["w1"].poll() is not None
+        or workers.procs["w1"].pid != worker_pid,
     )
 
 
@@ -150,7 +157,8 @@ def test_gunicorn_worker_killed_during_uploads_loses_nothing(stack, fullres_xray
 def test_inference_worker_killed_mid_batch_loses_nothing(stack, own_redis, fullres_xrays):
     import redis as redis_lib
 
-    from pneumonia_api.protocol import GROUP, JobQueue
+    from jobs.keys import GROUP
+    from jobs.queue import JobQueue
 
     api, workers = stack
     queue = JobQueue(redis_lib.Redis.from_url(own_redis.url))
@@ -184,7 +192,7 @@ def test_poison_image_fails_cleanly_and_the_worker_keeps_serving(stack, own_redi
     """An image that passed the API but breaks preprocessing (stored bytes corrupted)."""
     import redis as redis_lib
 
-    from pneumonia_api.protocol import JobQueue
+    from jobs.queue import JobQueue
 
     api, workers = stack
     items = [post(api.url, f) for f in fullres_xrays[:4]]
@@ -197,12 +205,13 @@ def test_poison_image_fails_cleanly_and_the_worker_keeps_serving(stack, own_redi
     assert [f["status"] for f in finals[1:]] == ["done"] * 3
     later = post(api.url, fullres_xrays[5])
     assert result(api.url, later)["status"] == "done"
+    states = final_states(api.url, [*items, later])
     results.record(
         "fault: poison image",
         attempts=finals[0]["attempts"],
         dead_letters=queue.queue_stats()["dead_letters"],
-        others_done=4,
-        lost=0,
+        others_done=states[1:].count("done"),
+        lost=states.count("lost"),
     )
 
 
@@ -244,3 +253,91 @@ def test_worker_without_a_usable_model_keeps_jobs_waiting(
         results.record(f"fault: worker with {kind}", readyz=503, jobs_waiting=3, lost=0)
     finally:
         workers.stop_all()
+
+
+def test_a_job_that_kills_the_worker_fails_alone_and_its_batch_mates_finish(
+    stack, own_redis, fullres_xrays, tmp_path
+):
+    """A decoder crash takes the whole worker process down with its batch. Here the worker
+    is SIGKILLed whenever a new attempt at one job starts (what a segfaulting decoder does
+    to it) and restarted (what systemd's Restart=always does). That job must end failed
+    after MAX_ATTEMPTS, alone: its batch-mates, reclaimed one by one, finish."""
+    import redis as redis_lib
+
+    from jobs.queue import JobQueue
+    from jobs.record import FINAL
+
+    api, workers = stack
+    queue = JobQueue(redis_lib.Redis.from_url(own_redis.url))
+    items = [post(api.url, f) for f in fullres_xrays[:8]]
+    poison = items[3]["id"]
+    env = {"MAX_BATCH": "16", "CLAIM_IDLE_MS": "1000", "MAX_ATTEMPTS": "3",
+           "INFERENCE_BACKEND": "keras", "WORKER_NICE": "0"}  # fmt: skip  # quick restarts
+    proc = workers.start("w1", **env)
+    crashes, killed_at, deadline = 0, 0, time.monotonic() + 400
+    while (rec := queue.get(poison)).status not in FINAL:
+        if time.monotonic() > deadline:
+            log = (tmp_path / "w1.log").read_text(errors="replace")[-3000:]
+            pytest.fail(f"poison still {rec.status} after {crashes} crashes; worker log:\n{log}")
+        if rec.status == "processing" and killed_at < rec.attempts <= 3:
+            os.killpg(proc.pid, signal.SIGKILL)  # the decoder crashed on it
+            proc.wait(10)
+            crashes, killed_at = crashes + 1, rec.attempts
+            proc = workers.start("w1", **env)
+        time.sleep(0.002)
+    states = final_states(api.url, items)
+    mates = [queue.get(i["id"]) for i in items if i["id"] != poison]
+    assert crashes == 3
+    assert states[3] == "failed" and "gave up after 3 attempts" in queue.get(poison).error
+    assert [m.status for m in mates] == ["done"] * 7, [(m.status, m.error) for m in mates]
+    results.record(
+        "fault: a job that kills the worker process",
+        jobs=len(items),
+        worker_crashes=crashes,
+        poison=states[3],
+        batch_mates_done=sum(m.status == "done" for m in mates),
+        batch_mates_max_attempts=max(m.attempts for m in mates),
+        lost=states.count("lost"),
+    )
+
+
+def test_a_queue_past_its_limit_refuses_the_excess_and_loses_nothing(
+    own_redis, model_store, tmp_path, fullres_xrays
+):
+    """No worker: uploads pile up to QUEUE_LIMIT, the rest get 503 + Retry-After and nothing
+    of them is saved; once a worker starts, every accepted one is done."""
+    import redis as redis_lib
+
+    limit = 12
+    api = ApiServer(own_redis.url, tmp_path, workers=2, QUEUE_LIMIT=str(limit),
+                    QUEUE_RETRY_AFTER_SECONDS="7").start()  # fmt: skip
+    workers = Workers(own_redis.url, model_store.root, tmp_path)
+    r = redis_lib.Redis.from_url(own_redis.url)
+    try:
+        accepted, refused = [], []
+        for i in range(limit + 8):
+            resp = post_file(api.url, fullres_xrays[i % len(fullres_xrays)])
+            if resp.status_code == 202:
+                accepted += resp.json()
+            else:
+                refused.append(resp)
+        assert len(accepted) == limit and len(refused) == 8
+        assert {(x.status_code, x.headers["Retry-After"]) for x in refused} == {(503, "7")}
+        assert {x.json()["error"]["code"] for x in refused} == {"queue_full"}
+        assert sum(1 for _ in r.scan_iter("pneumonia:pred:*")) == limit  # the excess: nothing
+        assert r.xlen("pneumonia:jobs") == limit  # nothing trimmed while waiting
+        workers.start("w1", INFERENCE_BACKEND="keras", WORKER_NICE="0")
+        states = final_states(api.url, accepted)
+        assert states == ["done"] * limit
+        results.record(
+            "fault: queue past QUEUE_LIMIT with no worker",
+            queue_limit=limit,
+            sent=limit + 8,
+            accepted=len(accepted),
+            refused_503=len(refused),
+            done=states.count("done"),
+            lost=states.count("lost"),
+        )
+    finally:
+        workers.stop_all()
+        api.stop()

@@ -11,14 +11,26 @@ import pytest
 import redis
 import requests
 
+from devstack.api import AUTH, ApiServer
+from devstack.client import result, wait_ready
+from devstack.redis_server import RedisServer
+from devstack.settings import ROOT
+from devstack.worker import Workers
 from pneumonia_api import create_app
 from tests.api.dicom_factory import PATIENT_ID, PATIENT_NAME, dicom_bytes
-from tests.processes import AUTH, ApiServer, RedisServer, Workers, result, wait_ready
-from tests.support import ROOT
 
 from . import results
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>"}
+
+
+BAD_CREDENTIALS = {
+    "missing": {},
+    "wrong token": {"Authorization": "Bearer nope"},
+    "empty token": {"Authorization": "Bearer "},
+    "another scheme": {"Authorization": "Basic " + "t" * 40},
+    "token without scheme": {"Authorization": "t" * 40},
+}
 
 
 def test_every_api_route_but_health_requires_the_token(redis_url):
@@ -30,11 +42,19 @@ def test_every_api_route_but_health_requires_the_token(redis_url):
             continue
         path = rule.rule.replace("<pid>", "0" * 32)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            resp = client.open(path, method=method, headers={"Authorization": "Bearer nope"})
-            assert resp.status_code == 401, (method, path)
-            checked += 1
-    assert checked >= 5
-    results.record("security: API routes refuse a missing or wrong token", routes=checked)
+            for kind, headers in BAD_CREDENTIALS.items():
+                resp = client.open(path, method=method, headers=headers)
+                assert resp.status_code == 401, (method, path, kind)
+                checked += 1
+            # and the right token does get past the check (the test can tell the difference)
+            ok = client.open(path, method=method, headers={"Authorization": "Bearer " + "t" * 40})
+            assert ok.status_code != 401, (method, path)
+    assert checked >= 5 * len(BAD_CREDENTIALS)
+    results.record(
+        "security: API routes refuse a missing or wrong token",
+        routes_times_credentials=checked,
+        credentials=", ".join(BAD_CREDENTIALS),
+    )
 
 
 @pytest.mark.e2e

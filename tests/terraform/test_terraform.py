@@ -503,10 +503,11 @@ def nginx_site(user_data, files, tmp_path, real_ip_from="", admin_cidrs="198.51.
         "TLS_KEY": str(tmp_path / "key.pem"),
         "MONITORING_CIDR": "10.0.2.0/24",
         "MAX_BODY": "30m",
+        "ACCESS_LOG": str(tmp_path / "access.log"),
     }
     shell_format = (
         "${LISTEN_HTTP} ${LISTEN_HTTPS} ${UI_UPSTREAM} ${SERVER_NAME} ${TLS_CERT} ${TLS_KEY} "
-        "${MONITORING_CIDR} ${MAX_BODY}"
+        "${MONITORING_CIDR} ${MAX_BODY} ${ACCESS_LOG}"
     )
     assert shell_format in user_data["nginx"]
     site = subprocess.run(

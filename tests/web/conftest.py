@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.support import free_port, python, start, stop, wait_for_http
+from devstack.api import ApiServer
 
 TEST_PASSWORD = "correct horse battery"
 # Nothing listens here: the UI must answer "service unavailable" cleanly.
@@ -104,19 +104,12 @@ def api_server(redis_server, tmp_path_factory):
     """The real prediction API under gunicorn on a free port, against the session Redis."""
     if not _api_importable():
         pytest.skip("pneumonia_api.create_app is not on this branch yet: merge main")
-    port = free_port()
-    argv = [python(), "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}"]
-    proc = start(
-        [*argv, "pneumonia_api:create_app()"],
-        env={"REDIS_URL": redis_server, "API_TOKEN": "test-api-token"},
-        log=tmp_path_factory.mktemp("api") / "api.log",
-    )
-    url = f"http://127.0.0.1:{port}"
+    api = ApiServer(redis_server, tmp_path_factory.mktemp("api"), workers=1, quick=False,
+                    API_TOKEN="test-api-token", GUNICORN_THREADS="4")  # fmt: skip
     try:
-        wait_for_http(url + "/healthz", timeout=30)
-        yield url
+        yield api.start().url
     finally:
-        stop(proc)
+        api.stop()
 
 
 @pytest.fixture

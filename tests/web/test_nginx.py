@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.stack import NGINX_DIR, LocalStack, nginx_argv, render_nginx
+from devstack.nginx import NGINX_DIR, nginx_argv, render_nginx
+from devstack.stack import LocalStack
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed: run `make system`")
 
 ALLOWED = {"LISTEN_HTTP", "LISTEN_HTTPS", "SERVER_NAME", "UI_UPSTREAM", "TLS_CERT", "TLS_KEY",
-           "MAX_BODY", "MONITORING_CIDR"}  # fmt: skip
+           "MAX_BODY", "MONITORING_CIDR", "ACCESS_LOG"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def test_stub_status_only_for_the_monitoring_address(stack, tmp_path, tls):
 
 @pytest.mark.e2e
 def test_stub_status_is_denied_to_others(tmp_path, tls):
-    from tests.support import free_port, start, stop, wait_until
+    from devstack.processes import free_port, start, stop, wait_until
 
     port, sport = free_port(), free_port()
     conf = render_nginx(

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
-from pneumonia_api.protocol import JobQueue
+from jobs.model import ServedModel
+from jobs.queue import JobQueue
+from jobs.training import TrainingProgress
+from pneumonia_api.metadata import clean_jpeg
+from tests.api.metadata_factory import pixels
 from tests.web.conftest import AuthActions, csrf_token, web_config
 
 pytestmark = pytest.mark.e2e
@@ -55,10 +60,10 @@ def finish(queue, pid, label="Pneumonia", probability=0.87):
     queue.ensure_group()  # the Redis was emptied for this test, group included
     (entry, job_id), *_ = queue.read("test-worker", count=100, block_ms=100)
     assert job_id == pid
-    record = queue.start(pid, "test-worker")
+    [record] = queue.start_batch([pid], "test-worker")
     record.label, record.probability = label, probability
     record.threshold, record.model_version = 0.5, "tiny-1"
-    queue.finish(entry, record)
+    queue.finish_batch([(entry, record)])
 
 
 def test_upload_gives_a_polling_card_then_a_final_one(alice, queue, fullres_xrays):
@@ -119,7 +124,9 @@ def test_image_and_thumbnail_are_proxied(alice, fullres_xrays):
     full = alice.get(f"/results/{pid}/image")
     thumb = alice.get(f"/results/{pid}/image?thumb=1")
     assert full.status_code == 200 and full.mimetype == "image/jpeg"
-    assert full.data == fullres_xrays[0].read_bytes()
+    original = fullres_xrays[0].read_bytes()
+    assert full.data == clean_jpeg(original)  # the clean copy: metadata segments dropped
+    assert (pixels(full.data) == pixels(original)).all()  # and not a pixel changed
     assert thumb.mimetype == "image/jpeg" and len(thumb.data) < len(full.data) / 4
     assert "private" in full.headers["Cache-Control"]
 
@@ -128,23 +135,78 @@ def test_unknown_result_is_a_404(alice):
     assert alice.get("/results/" + "0" * 32).status_code == 404
 
 
-def test_worklist_newest_first_paginated_and_filtered(alice, client, queue, fullres_xrays):
+def test_worklist_most_suspicious_first_paginated_and_filtered(alice, queue, fullres_xrays):
     ids = []
-    for path in fullres_xrays[:3]:
+    for path, prob in zip(fullres_xrays[:3], (0.9, 0.2, 0.6), strict=True):
         pid = card_id(upload(alice, path).get_data(as_text=True))
-        finish(queue, pid, label="Pneumonia" if len(ids) != 1 else "Normal")
+        finish(queue, pid, label="Pneumonia" if prob > 0.5 else "Normal", probability=prob)
         ids.append(pid)
     page1 = alice.get("/worklist").get_data(as_text=True)
-    assert page1.index(ids[2]) < page1.index(ids[1])  # newest first, 2 per page in this test
-    assert ids[0] not in page1 and "Older results" in page1
-    older = re.search(r'href="(/worklist\?before=\d+)"', page1).group(1)
-    page2 = alice.get(older).get_data(as_text=True)
-    assert ids[0] in page2 and ids[2] not in page2
+    assert page1.index(ids[0]) < page1.index(ids[2])  # 90 % before 60 %, 2 per page here
+    assert ids[1] not in page1 and "Next →" in page1
+    assert "3</strong> unread" in page1 and 'class="nav-count"' in page1
+    assert page1.count("second-look-badge") == 2  # the hint's sample and the 60 % row
+    later = re.search(r'href="(/worklist\?offset=2[^"]*)"', page1).group(1).replace("&amp;", "&")
+    page2 = alice.get(later).get_data(as_text=True)
+    assert ids[1] in page2 and ids[0] not in page2 and "← Previous" in page2
 
+    newest = alice.get("/worklist?sort=newest").get_data(as_text=True)
+    assert newest.index(ids[2]) < newest.index(ids[1])
     normal = alice.get("/worklist?label=Normal").get_data(as_text=True)
     assert ids[1] in normal and ids[0] not in normal and ids[2] not in normal
+    band = alice.get("/worklist?show=second_look").get_data(as_text=True)
+    assert ids[2] in band and ids[0] not in band and ids[1] not in band
     nobody = alice.get("/worklist?uploader=bob").get_data(as_text=True)
     assert "No results match these filters" in nobody
+    long_ago = alice.get("/worklist?day=2001-01-01").get_data(as_text=True)
+    assert "No results match these filters" in long_ago
+    today = alice.get(f"/worklist?day={datetime.now(UTC).date().isoformat()}&status=done")
+    assert ids[0] in today.get_data(as_text=True)
+
+
+def test_verdict_is_recorded_audited_and_shown(alice, client, queue, fullres_xrays, make_user):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    finish(queue, pid, label="Pneumonia", probability=0.81)
+    page = alice.get(f"/results/{pid}").get_data(as_text=True)
+    assert "Reader's verdict" in page and "Agree with the model (Pneumonia)" in page
+    token = csrf_token(alice, f"/results/{pid}")
+
+    missing = alice.post(f"/results/{pid}/verdict", data={"csrf_token": token},
+                         headers={"HX-Request": "true"})  # fmt: skip
+    assert missing.status_code == 400 and "Choose your read first" in missing.get_data(True)
+
+    data = {"csrf_token": token, "choice": "Normal", "note": "vessels, not consolidation"}
+    resp = alice.post(f"/results/{pid}/verdict", data=data, headers={"HX-Request": "true"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "<html" not in html
+    assert "The reader reads <strong>Normal</strong>; the model said Pneumonia." in html
+    assert "vessels, not consolidation" in html and "alice" in html
+
+    worklist = alice.get("/worklist").get_data(as_text=True)
+    assert "Reader: Normal" in worklist and "0</strong> unread" in worklist
+    assert 'class="nav-count"' not in worklist
+
+    no_js = alice.post(f"/results/{pid}/verdict", data={**data, "choice": "agree"})
+    assert no_js.status_code == 302 and no_js.headers["Location"].endswith(
+        f"/results/{pid}#verdict"
+    )
+    assert "The reader agrees with the model" in alice.get(f"/results/{pid}").get_data(True)
+
+    AuthActions(client).logout()
+    make_user("root", role="admin")
+    AuthActions(client).login("root")
+    log = client.get("/admin/audit?action=verdict").get_data(as_text=True)
+    assert log.count("action-verdict") == 2 and "Normal" in log and "agree" in log
+
+
+def test_verdict_before_the_result_says_to_wait(alice, fullres_xrays):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    page = alice.get(f"/results/{pid}").get_data(as_text=True)
+    assert "once the model's result is in" in page and "Record my read" not in page
+    token = csrf_token(alice, "/")
+    resp = alice.post(f"/results/{pid}/verdict", data={"csrf_token": token, "choice": "agree"},
+                      headers={"HX-Request": "true"})  # fmt: skip
+    assert resp.status_code == 409 and "wait for it" in resp.get_data(as_text=True)
 
 
 def test_worklist_htmx_gets_only_the_table(alice, fullres_xrays):
@@ -157,7 +219,7 @@ def test_worklist_htmx_gets_only_the_table(alice, fullres_xrays):
 
 def test_model_page_without_and_with_a_card(alice, queue):
     assert "No model is serving yet" in alice.get("/model").get_data(as_text=True)
-    queue.publish_model(
+    ServedModel(queue.r).publish(
         {
             "name": "ResNet50 pneumonia classifier",
             "version": "v7",
@@ -180,7 +242,7 @@ def test_model_page_without_and_with_a_card(alice, queue):
             },
         }
     )
-    queue.set_training(
+    TrainingProgress(queue.r).set(
         {"phase": "fine-tune", "epoch": 2, "epochs": 5, "ratio": 0.4, "eta_seconds": 300}
     )
     html = alice.get("/model").get_data(as_text=True)
@@ -217,3 +279,20 @@ def test_dicom_upload_shows_as_a_png_image(alice):
     pid = card_id(resp.get_data(as_text=True))
     image = alice.get(f"/results/{pid}/image")
     assert image.mimetype == "image/png" and image.data.startswith(b"\x89PNG")
+
+
+def test_viewing_a_full_image_is_audited(alice, redis_url, fullres_xrays):
+    pid = card_id(upload(alice, fullres_xrays[0]).get_data(as_text=True))
+    alice.get(f"/results/{pid}/image?thumb=1")
+    assert alice.get(f"/results/{pid}/image").status_code == 200
+    web_db = redis_url.rsplit("/", 1)[0] + "/1"  # the UI's own database
+    log = redis.Redis.from_url(web_db, decode_responses=True).xrange("pneumonia-web:audit")
+    views = [f for _, f in log if f["action"] == "view_image"]
+    assert [(f["user"], f["prediction_id"]) for f in views] == [("alice", pid)]
+
+
+def test_no_url_of_a_card_carries_the_file_name(alice, fullres_xrays):
+    html = upload(alice, fullres_xrays[0], name="DOE_JOHN_MRN12345.jpeg").get_data(as_text=True)
+    assert "DOE_JOHN_MRN12345.jpeg" in html  # shown on the card, for the clinician
+    urls = re.findall(r'(?:hx-get|href|src|action)="([^"]*)"', html)
+    assert urls and not [u for u in urls if "DOE" in u]

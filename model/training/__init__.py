@@ -1,0 +1,1 @@
+"""Making a model: configuration, data, network, fit, evaluation and card (``model.train``)."""
