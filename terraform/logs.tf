@@ -14,7 +14,7 @@ locals {
     bootstrap = "/var/log/pneumonia-bootstrap.log"
   }
   nginx_log_files = {
-    access = "/var/log/nginx/access.log"
+    access = "/var/log/nginx/pneumonia.access.log" # paths only, no query strings (nginx/README.md)
     error  = "/var/log/nginx/error.log"
   }
 

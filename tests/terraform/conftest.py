@@ -320,6 +320,7 @@ BOOT_VALUES = {
     "SECRET_KEY": "c" * 64,
     "GRAFANA_PASSWORD": "d" * 64,
     "UI_REDIS_PASSWORD": "e" * 64,
+    "REDIS_MAXMEMORY_KB": "2000000",
 }
 
 HEREDOC = re.compile(
