@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data/chest_xray_224
 
-.PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock
+.PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock release deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ bench: system venv ## benchmarks: inference backends and the full pipeline
 
 screenshots: system venv ## real screenshots of the UI into screenshots/
 	$(PY) -m tests.e2e.screenshots
+
+release: ## pack a commit (REF=, default HEAD) with its lock files into the AWS release store, with its sha256
+	@bash scripts/release.sh
+
+deploy: ## roll RELEASE=<commit> over the AWS boxes in place, tier by tier (ACTION=configure re-reads secrets)
+	@bash scripts/deploy.sh
 
 clean: ## remove generated files (models and Redis data under var/ are kept)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -80,6 +80,8 @@ def build_planted_model(out_dir: Path, size: int = 32, version: str = "planted-1
     import keras
     import numpy as np
 
+    from model.card import checksums
+
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     corners = [None, "tl", "tr", "bl", "br"]
@@ -107,6 +109,7 @@ def build_planted_model(out_dir: Path, size: int = 32, version: str = "planted-1
         "threshold": 0.5,
         "training_data": {"name": "synthetic", "credit": "none"},
         "metrics": {},
+        "files": checksums(out_dir),
     }
     (out_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return out_dir

@@ -25,7 +25,10 @@ from model import preprocess
 COLOUR_MEAN_CHROMA = 12.0  # grey JPEGs saved as RGB stay below 3 (chroma subsampling noise)
 COLOUR_PIXEL_CHROMA = 40.0
 COLOUR_PIXEL_SHARE = 0.05
-BLANK_STD = 4.0  # grey levels of the model input; the training X-rays' lowest is about 30
+# Grey-level spread of the model input below which there is nothing to read. The training
+# X-rays' lowest is 25 at 32 px (1st percentile 32); fine noise averaged down by the resize
+# (a full-resolution noise image) lands near 6, and is refused here too.
+BLANK_STD = 10.0
 
 COLOUR = (
     "This is a colour image, not a radiograph: the model reads only greyscale chest X-rays. "

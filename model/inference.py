@@ -109,6 +109,7 @@ class Worker:
         # most one per core); each runtime spreads its own work over the cores.
         self._infer = ThreadPoolExecutor(host_threads(), thread_name_prefix="infer")
         self._inflight: deque[tuple] = deque()  # (predictor, jobs, future), oldest first
+        self.alone = False  # the batch collected last is a reclaimed job, run on its own
         self.processed = 0
         # Grad-CAM heatmaps on request, in a thread of their own (model/serving/heatmaps.py).
         self.heatmaps = HeatmapThread(
@@ -153,6 +154,8 @@ class Worker:
                     launched = self.launch(*prepared)
                     if launched:
                         self._inflight.append(launched)
+                        if self.alone:  # a reclaimed job: finish it before taking another
+                            self.drain(keep=0)
                 elif self._inflight:  # nothing new: finish the oldest batch
                     self.drain(keep=len(self._inflight) - 1)
                 elif burst:
@@ -231,9 +234,10 @@ class Worker:
                     "`make model` (or wait for `make up`'s background training)",
                 )
             return
-        if (
-            self.predictor and self.predictor.version == version
-        ) or version == self._failed_version:
+        if self.predictor and self.predictor.version == version:
+            self._refresh_card(version)
+            return
+        if version == self._failed_version:
             return
         previous = self.state
         self.state_detail("loading", f"loading model {version}")
@@ -277,6 +281,22 @@ class Worker:
         )
         self.beat(force=True)
 
+    def _refresh_card(self, version: str) -> None:
+        """Show external evaluations recorded in the served version's card since it loaded.
+
+        ``python -m model.evaluate`` adds them to the card in the store; the model itself is
+        unchanged, so only the card the API and UI read is republished.
+        """
+        try:
+            found = self.store.card(version).get("external_evaluations")
+        except (StoreError, OSError, ValueError):
+            return
+        card = self.predictor.card
+        if found and found != card.get("external_evaluations"):
+            card["external_evaluations"] = found
+            with contextlib.suppress(redis.RedisError):
+                self.served.publish(served_card(card))
+
     # --- jobs ------------------------------------------------------------------------------
 
     def collect(self, burst: bool = False, busy: bool = False) -> list[tuple[str, str]]:
@@ -289,10 +309,13 @@ class Worker:
         # Our own batches in flight are pending too: never reclaim them from ourselves.
         mine = {j.entry_id for _, jobs, _ in self._inflight for j in jobs}
         reclaimed = [e for e in self.queue.reclaim(s.name, s.claim_idle_ms, 1) if e[0] not in mine]
+        self.alone = bool(reclaimed)
         if reclaimed:
-            # A job left pending by a worker that died runs alone, one per batch: if it is
-            # what killed that worker (a decoder crash), it takes no batch-mate down with it,
+            # A job left pending by a worker that died runs alone, with nothing else in hand
+            # (what is in flight is finished first, nothing starts until it is done): if it is
+            # what killed that worker (a decoder crash), it takes no other job down with it,
             # and only its own attempts run out.
+            self.drain(keep=0)
             return reclaimed
         idle = max(1, s.batch_wait_ms) if busy else s.block_ms  # 0 would block for ever
         entries = self.queue.read(s.name, s.max_batch, None if burst else idle)

@@ -67,7 +67,10 @@ def get_heatmap(pid: str):
             "Upload the X-ray again to see where the model looked.",
         )
     if record.status != JobStatus.DONE.value:
-        detail = "it failed" if record.status == JobStatus.FAILED.value else "wait for it"
+        detail = {
+            JobStatus.FAILED.value: "its analysis failed",
+            JobStatus.NOT_ASSESSABLE.value: "it is not assessable, so there is nothing to explain",
+        }.get(record.status, "wait for it")
         raise ApiError(409, "not_ready", f"The model has not scored this image ({detail}).")
     deadline = time.monotonic() + wait
     found = store.get(pid)

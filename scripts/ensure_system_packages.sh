@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the OS packages the local stack and the test suite run for real (Redis, nginx,
-# Prometheus, node_exporter, Chromium, shellcheck...). Idempotent: a package whose program is
-# already on the PATH is skipped, so a warm machine pays nothing.
+# Prometheus, Alertmanager, node_exporter, Chromium, shellcheck...). Idempotent: a package
+# whose program is already on the PATH is skipped, so a warm machine pays nothing.
 #
 # Why a script and not a README step: a fresh clone must come up with `make up` / `make test`
 # alone. As root with apt-get we install; otherwise we name the missing packages and stop.
@@ -13,6 +13,8 @@ PAIRS=(
   nginx:nginx
   prometheus:prometheus
   promtool:prometheus
+  prometheus-alertmanager:prometheus-alertmanager
+  amtool:prometheus-alertmanager
   prometheus-node-exporter:prometheus-node-exporter
   prometheus-redis-exporter:prometheus-redis-exporter
   prometheus-nginx-exporter:prometheus-nginx-exporter

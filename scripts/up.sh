@@ -29,6 +29,7 @@ source var/local.env
 : "${DATA:=../shared/data/chest_xray_224}" "${MODEL_STORE:=var/models}"
 : "${HTTP_PORT:=8080}" "${HTTPS_PORT:=8443}" "${DEMO_USER:=demo}"
 : "${PROMETHEUS_PORT:=9090}" "${NODE_EXPORTER_PORT:=9100}" "${REDIS_EXPORTER_PORT:=9121}"
+: "${NGINX_EXPORTER_PORT:=9113}"
 # Redis refuses writes (the API answers 503) rather than grow until the OOM killer chooses.
 : "${REDIS_MAXMEMORY:=1gb}"
 # The trainer writes its progress gauges here; node_exporter's textfile collector serves them.
@@ -45,7 +46,7 @@ export NGINX_DIR="$ROOT/var/nginx"
 export PYTHONUNBUFFERED=1
 
 for port in "$REDIS_PORT" "$API_PORT" "$WORKER_METRICS_PORT" "$UI_PORT" "$HTTP_PORT" "$HTTPS_PORT" \
-  "$PROMETHEUS_PORT" "$NODE_EXPORTER_PORT" "$REDIS_EXPORTER_PORT"; do
+  "$PROMETHEUS_PORT" "$NODE_EXPORTER_PORT" "$REDIS_EXPORTER_PORT" "$NGINX_EXPORTER_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "Port $port is already in use. Stop what runs there (make down) or set another port in .env." >&2
     exit 1
@@ -93,7 +94,7 @@ cat <<MSG
   Health      http://127.0.0.1:${API_PORT}/readyz
   Try it      curl -H "Authorization: Bearer \$API_TOKEN" -F file=@xray.jpeg http://127.0.0.1:${API_PORT}/v1/predictions
   Prometheus  http://127.0.0.1:${PROMETHEUS_PORT}   (targets: /targets, alerts: /alerts)
-  Metrics     API :${API_PORT}/metrics, worker :${WORKER_METRICS_PORT}, node :${NODE_EXPORTER_PORT}, redis :${REDIS_EXPORTER_PORT}
+  Metrics     API :${API_PORT}/metrics, worker :${WORKER_METRICS_PORT}, node :${NODE_EXPORTER_PORT}, redis :${REDIS_EXPORTER_PORT}, nginx :${NGINX_EXPORTER_PORT}
   Model store ${MODEL_STORE} (current: $(cat "${MODEL_STORE}/current" 2>/dev/null || echo "none yet: training in the background"))
   Stop        Ctrl-C
 

@@ -39,13 +39,17 @@ resource "aws_subnet" "public_secondary" {
   tags = { Name = "${local.name}-public-secondary", Tier = "public" }
 }
 
+# Two zones: the single boxes live in the first, the scaled workers and the VPC endpoints
+# spread over both, so losing a zone leaves workers and AWS API access in the other.
 resource "aws_subnet" "private" {
+  count = 2
+
   vpc_id                  = aws_vpc.this.id
-  cidr_block              = var.private_subnet_cidr
-  availability_zone       = local.azs[0]
+  cidr_block              = var.private_subnet_cidrs[count.index]
+  availability_zone       = local.azs[count.index]
   map_public_ip_on_launch = false
 
-  tags = { Name = "${local.name}-private", Tier = "private" }
+  tags = { Name = "${local.name}-private-${local.azs[count.index]}", Tier = "private" }
 }
 
 resource "aws_internet_gateway" "this" {
@@ -108,8 +112,64 @@ resource "aws_route_table_association" "public_secondary" {
 }
 
 resource "aws_route_table_association" "private" {
-  subnet_id      = aws_subnet.private.id
+  count = 2
+
+  subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private.id
+}
+
+################################################################################
+# VPC endpoints: S3 (gateway, free) and the AWS APIs the boxes call all day (SSM and its
+# session channels, KMS, CloudWatch Logs), so that traffic stays off the NAT gateway.
+################################################################################
+
+locals {
+  interface_endpoints = var.enable_vpc_endpoints ? toset(["ssm", "ssmmessages", "ec2messages", "kms", "logs"]) : toset([])
+}
+
+resource "aws_vpc_endpoint" "s3" {
+  count = var.enable_vpc_endpoints ? 1 : 0
+
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.s3"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id, aws_route_table.public.id]
+
+  tags = { Name = "${local.name}-s3" }
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoints
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${local.region}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints[0].id]
+  private_dns_enabled = true
+
+  tags = { Name = "${local.name}-${each.key}" }
+}
+
+resource "aws_security_group" "endpoints" {
+  count = var.enable_vpc_endpoints ? 1 : 0
+
+  name        = "${local.name}-endpoints"
+  description = "${local.name} interface endpoints: HTTPS from inside the VPC"
+  vpc_id      = aws_vpc.this.id
+
+  tags = { Name = "${local.name}-endpoints" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints" {
+  count = var.enable_vpc_endpoints ? 1 : 0
+
+  security_group_id = aws_security_group.endpoints[0].id
+  description       = "HTTPS to the AWS API endpoints from the VPC"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = var.vpc_cidr
 }
 
 ################################################################################

@@ -1,6 +1,6 @@
 output "https_url" {
   description = "URL of the web site (the ALB when enabled, else nginx's Elastic IP; point your DNS name at it)."
-  value       = var.enable_alb ? "https://${aws_lb.this[0].dns_name}" : "https://${module.nginx.public_ip}"
+  value       = local.public_dns ? "https://${var.server_name}" : var.enable_alb ? "https://${aws_lb.this[0].dns_name}" : "https://${module.nginx.public_ip}"
 }
 
 output "nginx_public_ip" {
@@ -9,13 +9,13 @@ output "nginx_public_ip" {
 }
 
 output "grafana_url" {
-  description = "Grafana, reachable from admin_cidrs only (user admin, password in the grafana_admin_password_parameter SSM parameter)."
-  value       = "http://${module.monitoring.public_ip}:3000"
+  description = "Grafana, through nginx's TLS, for addresses in admin_cidrs (user admin, password: grafana_admin_password_command)."
+  value       = "${local.public_dns ? "https://${var.server_name}" : var.enable_alb ? "https://${aws_lb.this[0].dns_name}" : "https://${module.nginx.public_ip}"}/grafana/"
 }
 
-output "prometheus_url" {
-  description = "Prometheus, reachable from admin_cidrs only."
-  value       = "http://${module.monitoring.public_ip}:9090"
+output "prometheus_port_forward_command" {
+  description = "Prometheus has no public port: this SSM port-forward opens it on http://localhost:9090 (9093 for Alertmanager likewise)."
+  value       = "aws ssm start-session --region ${local.region} --target ${module.monitoring.id} --document-name AWS-StartPortForwardingSession --parameters portNumber=9090,localPortNumber=9090"
 }
 
 output "instance_ids" {
@@ -27,11 +27,56 @@ output "instance_ids" {
 }
 
 output "private_ips" {
-  description = "Private IPv4 address per role."
+  description = "Private IPv4 address per role (for reading logs; configs use the hostnames)."
+  value       = local.private_ips
+}
+
+output "hostnames" {
+  description = "Stable private DNS name per role (private Route 53 zone), which the bootstraps and configs use."
+  value       = { for role, ip in local.private_ips : role => local.hostnames[role] }
+}
+
+output "data_volume_ids" {
+  description = "Data volume per role: kept when the instance is replaced, snapshotted by AWS Backup."
   value = merge(
-    { nginx = module.nginx.private_ip, monitoring = module.monitoring.private_ip, ui = module.ui.private_ip, app = module.app.private_ip },
-    var.enable_ml_instance ? { ml = module.ml[0].private_ip } : {},
+    { app = module.app.data_volume_id, ui = module.ui.data_volume_id, monitoring = module.monitoring.data_volume_id },
+    var.enable_ml_instance ? { ml = module.ml[0].data_volume_id } : {},
   )
+}
+
+output "release_store" {
+  description = "Where `make release` uploads artifacts (s3://<model bucket>/releases)."
+  value       = local.release_store
+}
+
+output "release_parameter" {
+  description = "SSM parameter naming the release every box runs (written by make deploy)."
+  value       = local.release_parameter
+}
+
+output "deploy_document" {
+  description = "SSM document `make deploy` runs on each tier in turn."
+  value       = aws_ssm_document.deploy.name
+}
+
+output "deploy_order" {
+  description = "Tiers in the order make deploy rolls them."
+  value       = local.deploy_order
+}
+
+output "alert_topic_arn" {
+  description = "SNS topic Alertmanager publishes alerts to (subscribe e-mail, chat or paging to it)."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "region" {
+  description = "AWS region of the stack (for make release / make deploy)."
+  value       = local.region
+}
+
+output "project" {
+  description = "Project name (the Project tag)."
+  value       = var.project
 }
 
 output "ssm_session_commands" {

@@ -3,9 +3,11 @@
 #
 # enable_alb:        an internet-facing ALB in two zones terminates TLS with an ACM
 #                    certificate and forwards HTTPS to nginx, which then only accepts
-#                    the ALB.
+#                    the ALB and takes the client's address from X-Forwarded-For sent
+#                    from the ALB's subnets (nginx real_ip), so rate limits see clients.
 # enable_worker_asg: an Auto Scaling group of CPU inference workers consuming the same
-#                    Redis stream as the app box's worker (consumer group).
+#                    Redis stream as the app box's worker (consumer group), spread over
+#                    both private zones.
 ################################################################################
 
 resource "aws_lb" "this" {
@@ -23,8 +25,8 @@ resource "aws_lb" "this" {
 
   lifecycle {
     precondition {
-      condition     = var.alb_certificate_arn != null
-      error_message = "enable_alb needs alb_certificate_arn (an ACM certificate for the site's name)."
+      condition     = var.alb_certificate_arn != null || local.public_dns
+      error_message = "enable_alb needs alb_certificate_arn (an ACM certificate for the site's name), or public_zone_id and server_name to issue one."
     }
   }
 }
@@ -60,7 +62,7 @@ resource "aws_lb_listener" "https" {
   port              = 443
   protocol          = "HTTPS"
   ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-  certificate_arn   = var.alb_certificate_arn
+  certificate_arn   = coalesce(var.alb_certificate_arn, try(aws_acm_certificate_validation.site[0].certificate_arn, null))
 
   default_action {
     type             = "forward"
@@ -93,7 +95,7 @@ resource "aws_launch_template" "worker" {
   instance_type          = var.instance_types.worker
   key_name               = local.key_name
   vpc_security_group_ids = [aws_security_group.this["worker"].id]
-  user_data              = base64encode(local.user_data_worker)
+  user_data              = base64gzip(local.user_data_worker)
   ebs_optimized          = true
 
   iam_instance_profile {
@@ -139,7 +141,7 @@ resource "aws_autoscaling_group" "worker" {
   min_size            = var.worker_asg_size.min
   desired_capacity    = var.worker_asg_size.desired
   max_size            = var.worker_asg_size.max
-  vpc_zone_identifier = [aws_subnet.private.id]
+  vpc_zone_identifier = aws_subnet.private[*].id # spread over both zones
   health_check_type   = "EC2"
 
   launch_template {

@@ -45,18 +45,17 @@ locals {
     flatten([for role, ports in local.metrics_ports : [
       for port, what in ports : { sg = role, port = tonumber(port), cidr = null, source = "monitoring", description = "${what} scraped by Prometheus" }
     ] if local.roles_enabled[role]]),
-    # Grafana and Prometheus, for administrators only.
-    flatten([for cidr in var.admin_cidrs : [
-      { sg = "monitoring", port = 3000, cidr = cidr, source = null, description = "Grafana from admin_cidrs" },
-      { sg = "monitoring", port = 9090, cidr = cidr, source = null, description = "Prometheus from admin_cidrs" },
-    ]]),
+    # Grafana only through nginx's TLS (https://<site>/grafana/, admin_cidrs checked by
+    # nginx); Prometheus and Alertmanager through an SSM port-forward. No public port.
+    [{ sg = "monitoring", port = 3000, cidr = null, source = "nginx", description = "Grafana from nginx (served under /grafana/ over TLS)" }],
     # Break-glass SSH, off unless a key and CIDRs are given.
     flatten([for role in local.instance_roles : [
       for cidr in var.ssh_cidrs : { sg = role, port = 22, cidr = cidr, source = null, description = "SSH from ssh_cidrs (break-glass)" }
     ] if var.ssh_public_key != null]),
   )
 
-  # Egress every instance needs: packages, AWS APIs (SSM, S3), DNS and time.
+  # Egress every instance needs: packages, AWS APIs (SSM, S3, KMS, Logs: through the VPC
+  # endpoints when enabled, the same port), DNS and time.
   common_egress = [
     { port = 443, protocol = "tcp", cidr = "0.0.0.0/0", description = "HTTPS: AWS APIs (SSM, S3, KMS), git, PyPI and package repositories" },
     { port = 80, protocol = "tcp", cidr = "0.0.0.0/0", description = "HTTP: Ubuntu apt mirrors (packages are signature-checked)" },
@@ -71,6 +70,7 @@ locals {
     ]]),
     [
       { sg = "nginx", port = 5001, protocol = "tcp", cidr = null, target = "ui", description = "nginx to the UI" },
+      { sg = "nginx", port = 3000, protocol = "tcp", cidr = null, target = "monitoring", description = "nginx to Grafana" },
       { sg = "ui", port = 5000, protocol = "tcp", cidr = null, target = "app", description = "UI to the API" },
     ],
     var.enable_ml_instance ? [{ sg = "ml", port = 6379, protocol = "tcp", cidr = null, target = "app", description = "GPU worker to Redis" }] : [],

@@ -19,6 +19,17 @@ variable "project" {
   }
 }
 
+variable "environment" {
+  description = "Environment tag (production, staging...): tells a shared account's bills, alerts and backups apart."
+  type        = string
+  default     = "production"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.environment))
+    error_message = "environment must be 2-21 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
 variable "tags" {
   description = "Extra tags added to every resource (cost centre, owner...)."
   type        = map(string)
@@ -51,15 +62,27 @@ variable "public_subnet_cidr" {
   }
 }
 
-variable "private_subnet_cidr" {
-  description = "CIDR block of the private subnet (UI, app, ml, scaled workers)."
-  type        = string
-  default     = "10.0.2.0/24"
+variable "private_subnet_cidrs" {
+  description = "CIDR blocks of the two private subnets, one per availability zone (UI, app, ml, monitoring in the first; the scaled workers spread over both; the endpoints in both)."
+  type        = list(string)
+  default     = ["10.0.2.0/24", "10.0.4.0/24"]
 
   validation {
-    condition     = can(cidrhost(var.private_subnet_cidr, 0))
-    error_message = "private_subnet_cidr must be a valid IPv4 CIDR block."
+    condition     = length(var.private_subnet_cidrs) == 2 && alltrue([for c in var.private_subnet_cidrs : can(cidrhost(c, 0))])
+    error_message = "private_subnet_cidrs must be two valid IPv4 CIDR blocks (one per availability zone)."
   }
+}
+
+variable "private_zone_name" {
+  description = "Private Route 53 zone giving every tier a stable name (app.<zone>, ui.<zone>...). Null: <project>.internal."
+  type        = string
+  default     = null
+}
+
+variable "enable_vpc_endpoints" {
+  description = "S3 gateway endpoint and interface endpoints for SSM, ssmmessages, ec2messages, KMS and CloudWatch Logs, so AWS API traffic stays off the NAT gateway (interface endpoints cost about 8 USD a month each per zone)."
+  type        = bool
+  default     = true
 }
 
 variable "secondary_public_subnet_cidr" {
@@ -84,7 +107,7 @@ variable "allowed_cidrs" {
 }
 
 variable "admin_cidrs" {
-  description = "CIDR blocks of the administrators allowed to reach Grafana (3000) and Prometheus (9090). Never the whole internet."
+  description = "CIDR blocks of the administrators allowed to open Grafana at https://<site>/grafana/ (through nginx's TLS; no public port). Never the whole internet."
   type        = list(string)
 
   validation {
@@ -146,6 +169,22 @@ variable "instance_types" {
   validation {
     condition     = alltrue([for t in values(var.instance_types) : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", t))])
     error_message = "Every instance type must look like family.size, e.g. t3.micro."
+  }
+}
+
+variable "data_volume_sizes" {
+  description = "Size in GiB of each role's data volume (encrypted gp3, the project's KMS key, kept when the instance is replaced, backed up): Redis on app and ui, Prometheus, Alertmanager and Grafana on monitoring, the data sets on ml."
+  type = object({
+    app        = optional(number, 20)
+    ui         = optional(number, 10)
+    monitoring = optional(number, 50)
+    ml         = optional(number, 100)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for s in values(var.data_volume_sizes) : s >= 1 && s <= 4096])
+    error_message = "Data volume sizes must be between 1 and 4096 GiB."
   }
 }
 
@@ -217,20 +256,15 @@ variable "ssh_cidrs" {
 # Application
 ################################################################################
 
-variable "repo_url" {
-  description = "HTTPS Git URL of the application repository cloned by every bootstrap."
+variable "initial_release" {
+  description = "Release the first boot installs, as `make release` prints it (<commit>, the artifact is s3://<model bucket>/releases/<commit>.tar.gz with its .sha256). Null: the boxes come up without the application and `make deploy` installs it. Only seeds the release parameter: later releases go through `make deploy`, never through terraform, so they replace no instance."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(regex("^https://", var.repo_url))
-    error_message = "repo_url must be an https:// URL (egress allows HTTPS, not SSH)."
+    condition     = var.initial_release == null || can(regex("^[0-9a-f]{7,40}$", var.initial_release))
+    error_message = "initial_release must be a commit id as `make release` prints it."
   }
-}
-
-variable "repo_ref" {
-  description = "Branch, tag or commit of the repository to deploy."
-  type        = string
-  default     = "main"
 }
 
 variable "server_name" {
@@ -276,14 +310,53 @@ variable "grafana_admin_password" {
 }
 
 variable "secrets_version" {
-  description = "Bump to generate new values for the generated secrets (Redis password, API token, UI secret key, Grafana password); instances read them again at their next boot."
+  description = "Bump to generate new values for the generated secrets (Redis password, API token, UI secret key, Grafana password); then `make deploy` (or the deploy document with Action=configure) makes every box read them again (README: rotating a secret)."
   type        = number
   default     = 1
+}
+
+variable "alert_email" {
+  description = "Optional e-mail address subscribed to the alerts SNS topic that Alertmanager publishes to (the address confirms the subscription once). Null: subscribe something else to the alert_topic_arn output."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alert_email == null || can(regex("^[^@ ]+@[^@ ]+\\.[^@ ]+$", var.alert_email))
+    error_message = "alert_email must be an e-mail address."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the services' logs (journald via the CloudWatch agent, nginx access logs, the bootstrap log) are kept in CloudWatch Logs."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention period CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
 }
 
 ################################################################################
 # Storage
 ################################################################################
+
+variable "enable_backups" {
+  description = "Back the data volumes up with AWS Backup (daily, kept backup_retention_days, in a vault encrypted with the project's key)."
+  type        = bool
+  default     = true
+}
+
+variable "backup_retention_days" {
+  description = "Days each daily snapshot of the data volumes is kept."
+  type        = number
+  default     = 35
+
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 3650
+    error_message = "backup_retention_days must be between 1 and 3650."
+  }
+}
 
 variable "model_noncurrent_days" {
   description = "Days old (non-current) versions of model files are kept in the model bucket."
@@ -349,6 +422,12 @@ variable "alb_certificate_arn" {
     condition     = var.alb_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:", var.alb_certificate_arn))
     error_message = "alb_certificate_arn must be an ACM certificate ARN."
   }
+}
+
+variable "public_zone_id" {
+  description = "Optional public Route 53 hosted zone holding server_name: with it terraform issues an ACM certificate for server_name (DNS-validated; used by the ALB when alb_certificate_arn is null) and points server_name at the ALB or nginx's Elastic IP."
+  type        = string
+  default     = null
 }
 
 variable "enable_worker_asg" {

@@ -32,6 +32,11 @@ def load_data(config: TrainConfig, reporter):
     )
     if config.limit:
         splits = {k: limit(v, config.limit, config.seed) for k, v in splits.items()}
+    if not splits["train"].paths or not splits["val"].paths:
+        raise data.DataError(
+            f"too few patients under {root} for the held-out fractions: lower "
+            "--val-fraction, --test-fraction, --calib-fraction or --shift-fraction"
+        )
     for name, split in splits.items():
         log.info("%-5s %s (%d patients)", name, split.counts(), len(split.patients()))
     cache_dir = Path(tempfile.mkdtemp(prefix="cache-", dir=config.output))

@@ -9,7 +9,9 @@
 
   function applyOpacity(range) {
     var img = layer();
-    if (img) { img.style.opacity = String(Number(range.value) / 100); }
+    // A data attribute that app.css maps to an opacity: the page carries no style attributes
+    // at all, whatever the CSP (style-src 'self') makes of them.
+    if (img) { img.setAttribute("data-opacity", range.value); }
     var out = document.getElementById("heatmap-opacity-value");
     if (out) { out.textContent = range.value + " %"; }
   }

@@ -42,12 +42,26 @@ mock_provider "aws" {
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
   }
+  mock_resource "aws_iam_policy" {
+    defaults = { arn = "arn:aws:iam::123456789012:policy/pneumonia-ssm-session" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-west-1:123456789012:pneumonia-alerts" }
+  }
+  mock_resource "aws_ebs_volume" {
+    defaults = { id = "vol-0123456789abcdef0" }
+  }
+  mock_resource "aws_instance" {
+    defaults = { id = "i-0123456789abcdef0", private_ip = "10.0.2.17" }
+  }
+  mock_resource "aws_acm_certificate" {
+    defaults = { arn = "arn:aws:acm:eu-west-1:123456789012:certificate/mock" }
+  }
 }
 
 variables {
   allowed_cidrs = ["203.0.113.0/24"]
   admin_cidrs   = ["198.51.100.10/32"]
-  repo_url      = "https://example.invalid/pneumonia.git"
   # An ephemeral variable left unset trips terraform test's plan/apply hand-over (1.11).
   grafana_admin_password = "only-a-test-password"
 }
@@ -57,11 +71,23 @@ run "defaults" {
 
   # Network -------------------------------------------------------------------
   assert {
-    condition     = aws_vpc.this.cidr_block == "10.0.0.0/16" && aws_subnet.public.cidr_block == "10.0.1.0/24" && aws_subnet.private.cidr_block == "10.0.2.0/24"
+    condition     = aws_vpc.this.cidr_block == "10.0.0.0/16" && aws_subnet.public.cidr_block == "10.0.1.0/24" && aws_subnet.private[*].cidr_block == ["10.0.2.0/24", "10.0.4.0/24"]
     error_message = "VPC and subnet CIDRs must follow the design defaults."
   }
   assert {
-    condition     = !aws_subnet.public.map_public_ip_on_launch && !aws_subnet.private.map_public_ip_on_launch
+    condition     = aws_subnet.private[0].availability_zone != aws_subnet.private[1].availability_zone
+    error_message = "The private tiers span two availability zones."
+  }
+  assert {
+    condition     = aws_vpc_endpoint.s3[0].vpc_endpoint_type == "Gateway" && toset(keys(aws_vpc_endpoint.interface)) == toset(["ssm", "ssmmessages", "ec2messages", "kms", "logs"]) && alltrue([for e in aws_vpc_endpoint.interface : e.private_dns_enabled && length(e.subnet_ids) == 2])
+    error_message = "S3 goes through a gateway endpoint; SSM, its channels, KMS and Logs through interface endpoints in both zones."
+  }
+  assert {
+    condition     = module.app.instance.tags["Environment"] == "production" && module.app.instance.tags["Project"] == "pneumonia"
+    error_message = "Every resource carries the Project and Environment tags."
+  }
+  assert {
+    condition     = !aws_subnet.public.map_public_ip_on_launch && alltrue([for s in aws_subnet.private : !s.map_public_ip_on_launch])
     error_message = "No subnet may hand out public addresses implicitly."
   }
   assert {
@@ -91,14 +117,14 @@ run "defaults" {
     error_message = "No instance may get an automatic public IP."
   }
   assert {
-    condition     = module.ui.public_ip == null && module.app.public_ip == null && module.ml[0].public_ip == null
-    error_message = "Private instances must have no public address."
+    condition     = module.ui.public_ip == null && module.app.public_ip == null && module.ml[0].public_ip == null && module.monitoring.public_ip == null
+    error_message = "Private instances (monitoring included) must have no public address."
   }
   assert {
-    condition = alltrue([for i in [module.ui.instance, module.app.instance, module.ml[0].instance] :
-      i.subnet_id == aws_subnet.private.id
-    ]) && module.nginx.instance.subnet_id == aws_subnet.public.id && module.monitoring.instance.subnet_id == aws_subnet.public.id
-    error_message = "UI, app and ml live in the private subnet; nginx and monitoring in the public one."
+    condition = alltrue([for i in [module.ui.instance, module.app.instance, module.ml[0].instance, module.monitoring.instance] :
+      i.subnet_id == aws_subnet.private[0].id
+    ]) && module.nginx.instance.subnet_id == aws_subnet.public.id
+    error_message = "UI, app, ml and monitoring live in the private subnet; only nginx in the public one."
   }
   assert {
     condition     = module.app.instance.tags["Role"] == "app" && module.app.instance.tags["Project"] == "pneumonia" && module.ml[0].instance.tags["Role"] == "ml"
@@ -139,10 +165,8 @@ run "defaults" {
     error_message = "API/UI ports: their caller, else the monitoring instance (metrics), nobody else."
   }
   assert {
-    condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
-      r.security_group_id == aws_security_group.this["monitoring"].id && r.cidr_ipv4 == "198.51.100.10/32"
-    if contains([3000, 9090], r.to_port)]) && length([for k, r in aws_vpc_security_group_ingress_rule.this : k if contains([3000, 9090], r.to_port)]) == 2
-    error_message = "Grafana and Prometheus must be open to admin_cidrs only."
+    condition     = [for k, r in aws_vpc_security_group_ingress_rule.this : k if contains([3000, 9090, 9093], r.to_port)] == ["monitoring-3000-nginx"] && aws_vpc_security_group_ingress_rule.this["monitoring-3000-nginx"].referenced_security_group_id == aws_security_group.this["nginx"].id
+    error_message = "Grafana is reachable from nginx only (TLS, /grafana/); Prometheus and Alertmanager from nowhere (SSM port-forward)."
   }
   assert {
     condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
@@ -190,29 +214,30 @@ run "defaults" {
     error_message = "The archive bucket is off by default."
   }
   assert {
-    condition     = length(aws_iam_role_policy_attachment.ssm_core) == 5 && alltrue([for a in aws_iam_role_policy_attachment.ssm_core : endswith(a.policy_arn, "AmazonSSMManagedInstanceCore")])
-    error_message = "Every instance role must allow Session Manager."
+    condition     = length(aws_iam_role_policy_attachment.session) == 5 && alltrue([for a in aws_iam_role_policy_attachment.session : a.policy_arn == aws_iam_policy.session.arn])
+    error_message = "Every instance role must allow Session Manager through the project's own session policy."
+  }
+  assert {
+    condition     = !strcontains(aws_iam_policy.session.policy, "ssm:GetParameter") && !strcontains(aws_iam_policy.session.policy, "AmazonSSMManagedInstanceCore")
+    error_message = "The session policy reads no parameter."
   }
   assert {
     condition = (
       contains(flatten([for s in data.aws_iam_policy_document.instance["ml"].statement : s.actions]), "s3:PutObject")
       && !contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "s3:PutObject")
       && contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "s3:GetObject")
-      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.actions]), "s3:GetObject")
+      && length([for s in data.aws_iam_policy_document.instance["ui"].statement : s.sid if contains(["ReadModels", "ReadWriteModels", "ListModelBucket"], s.sid)]) == 0
+      && flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : tolist(s.resources) if s.sid == "ReadReleases"]) == ["arn:aws:s3:::mock-bucket/releases/*"]
       && contains(flatten([for s in data.aws_iam_policy_document.instance["monitoring"].statement : s.actions]), "ec2:DescribeInstances")
       && !contains(flatten([for s in data.aws_iam_policy_document.instance["app"].statement : s.actions]), "ec2:DescribeInstances")
     )
-    error_message = "ml writes models, app reads them, the UI has no bucket access, only monitoring describes instances."
-  }
-  assert {
-    condition     = !contains(keys(aws_iam_role_policy.instance), "nginx")
-    error_message = "nginx with a self-signed certificate needs no permission beyond Session Manager."
+    error_message = "ml writes models, app reads them, the UI reads releases only, only monitoring describes instances."
   }
   assert {
     condition = (
-      contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/secret_key")
-      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/redis_password")
-      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ml"].statement : s.resources if s.sid == "ReadOwnParameters"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/api_token")
+      contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnSecrets"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/secret_key")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ui"].statement : s.resources if s.sid == "ReadOwnSecrets"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/redis_password")
+      && !contains(flatten([for s in data.aws_iam_policy_document.instance["ml"].statement : s.resources if s.sid == "ReadOwnSecrets"]), "arn:aws:ssm:eu-west-1:123456789012:parameter/pneumonia/api_token")
     )
     error_message = "Each role reads only its own secrets (the UI never sees the Redis password)."
   }
@@ -221,18 +246,42 @@ run "defaults" {
     error_message = "Secrets are SecureStrings written through value_wo, never held in state."
   }
 
-  # Bootstraps: addresses wired, no secret in user_data ---------------------------
+  # Bootstraps: stable names wired, no address, no release, no secret in user_data --
   assert {
-    condition     = strcontains(local.user_data_ui, "http://${module.app.private_ip}:5000") && strcontains(local.user_data_nginx, "${module.ui.private_ip}:5001")
-    error_message = "The UI must be given the API's private address and nginx the UI's."
+    condition     = strcontains(local.user_data_ui, "http://app.pneumonia.internal:5000") && strcontains(local.user_data_nginx, "ui.pneumonia.internal:5001") && strcontains(local.user_data_ml, "readonly REDIS_HOST=\"app.pneumonia.internal\"")
+    error_message = "The tiers find each other by their names in the private zone."
   }
   assert {
-    condition     = strcontains(local.user_data_ml, "readonly REDIS_HOST=\"${module.app.private_ip}\"")
-    error_message = "The GPU worker must be given Redis's private address."
+    condition     = alltrue([for u in [local.user_data_app, local.user_data_ui, local.user_data_ml, local.user_data_nginx, local.user_data_monitoring] : !strcontains(u, module.app.private_ip) && !strcontains(u, module.ui.private_ip)])
+    error_message = "No bootstrap carries another box's address (replacing one box must touch no other)."
   }
   assert {
-    condition     = alltrue([for u in [local.user_data_app, local.user_data_ui, local.user_data_ml, local.user_data_nginx, local.user_data_monitoring] : length(u) < 16384])
-    error_message = "user_data must stay under EC2's 16 KiB limit."
+    condition     = aws_route53_record.private["app"].records == toset([module.app.private_ip]) && aws_route53_record.private["app"].name == "app.pneumonia.internal"
+    error_message = "The private zone names each tier."
+  }
+  assert {
+    condition     = alltrue([for m in [module.app, module.ui, module.monitoring, module.ml[0]] : m.data_volume_id != null])
+    error_message = "app, ui, monitoring and ml keep their state on a data volume."
+  }
+  assert {
+    condition     = one(aws_backup_selection.data_volumes[0].selection_tag).key == "Backup" && one(aws_backup_selection.data_volumes[0].selection_tag).value == "pneumonia" && one(aws_backup_plan.this[0].rule).lifecycle[0].delete_after == 35
+    error_message = "The data volumes are selected by tag for daily snapshots kept 35 days."
+  }
+  assert {
+    condition     = alltrue([for g in aws_cloudwatch_log_group.service : g.retention_in_days == 365 && g.kms_key_id == aws_kms_key.this.arn]) && contains(keys(aws_cloudwatch_log_group.service), "app/journal") && contains(keys(aws_cloudwatch_log_group.service), "nginx/access")
+    error_message = "Service logs go to encrypted log groups with a retention."
+  }
+  assert {
+    condition     = aws_ssm_parameter.release.value == "none" && strcontains(aws_ssm_document.deploy.content, "/usr/local/sbin/pneumonia-host")
+    error_message = "Releases go through the release parameter and the deploy document."
+  }
+  assert {
+    condition     = strcontains(local.user_data_monitoring, "--production --project \"$PROJECT\"") && strcontains(local.user_data_monitoring, "readonly PROJECT=\"pneumonia\"")
+    error_message = "The monitoring bootstrap renders the project's tag into prometheus.yml."
+  }
+  assert {
+    condition     = alltrue([for u in [local.user_data_app, local.user_data_ui, local.user_data_ml, local.user_data_nginx, local.user_data_monitoring, local.user_data_worker] : length(base64gzip(u)) < 16384])
+    error_message = "user_data (gzipped, then base64) must stay under EC2's 16 KiB limit."
   }
 }
 
@@ -252,6 +301,14 @@ run "options_on" {
   assert {
     condition     = aws_vpc_security_group_ingress_rule.this["nginx-443-alb"].referenced_security_group_id == aws_security_group.this["alb"].id && !contains(keys(aws_vpc_security_group_ingress_rule.this), "nginx-443-203.0.113.0/24")
     error_message = "With the ALB, nginx accepts HTTPS from the ALB only."
+  }
+  assert {
+    condition     = strcontains(local.user_data_nginx, "readonly REAL_IP_FROM=\"10.0.1.0/24 10.0.3.0/24\"")
+    error_message = "Behind the ALB, nginx takes the client address from the ALB's subnets."
+  }
+  assert {
+    condition     = length(aws_autoscaling_group.worker[0].vpc_zone_identifier) == 2
+    error_message = "The worker group spreads over both private zones."
   }
   assert {
     condition     = aws_lb_listener.http_redirect[0].default_action[0].redirect[0].protocol == "HTTPS" && aws_lb.this[0].drop_invalid_header_fields

@@ -84,7 +84,7 @@ def shoot(out: Path, store: Path, tmp: Path) -> list[Path]:
             save(page, "03-worklist.png", full_page=True)
 
             page.locator("table.worklist tbody tr").first.get_by_role("link").click()
-            page.locator("figure.xray img").wait_for()
+            page.locator("figure.xray img.xray-image").wait_for()
             page.wait_for_load_state("networkidle")
             save(page, "04-result.png", full_page=True)
 

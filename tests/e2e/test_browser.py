@@ -73,7 +73,7 @@ def test_clinician_session_in_chromium(stack, fullres_xrays, tmp_path):
         expect(page.get_by_role("heading", name=f"Result: {name}")).to_be_visible()
         expect(page.get_by_text("Uploaded by")).to_have_count(2)
         expect(page.locator(".details")).to_contain_text("dr.ada")
-        image = page.locator("figure.xray img")
+        image = page.locator("figure.xray img.xray-image")
         expect(image).to_have_js_property("complete", True)
         assert image.evaluate("img => img.naturalWidth") > 0
         page.get_by_role("link", name="How this model was trained and tested").first.click()

@@ -112,7 +112,7 @@ def test_heatmap_highlights_the_planted_square_and_follows_it(api, workers, redi
 
     keys, r = Keys(), redis.Redis.from_url(redis_url)
     pid = items["tl"]["id"]
-    image_ttl, heatmap_ttl = r.pttl(keys.image(pid)), r.pttl(keys.heatmap(pid))
+    image_ttl, heatmap_ttl = r.pipeline().pttl(keys.image(pid)).pttl(keys.heatmap(pid)).execute()
     assert 0 < heatmap_ttl <= image_ttl  # expires with the image, never after it
     r.delete(keys.image(pid))  # the image expires: so does the right to a heatmap
     gone = heatmap(api, items["tl"], wait=0)

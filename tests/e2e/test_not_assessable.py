@@ -91,7 +91,12 @@ def test_wrong_images_end_not_assessable_real_xrays_get_a_label(
             "photo.jpg": (colour_photo(), "colour image"),
             "blank.png": (png(np.full((400, 400), 250, np.uint8)), "blank"),
             "knee.png": (png(knee_like()), "does not look like the frontal chest X-rays"),
-            "noise.png": (png(rng.integers(0, 255, (400, 400), dtype=np.uint8)), "does not look"),
+            # fine noise averages out to a flat grey at the model's 32 px: "almost uniform"
+            "noise.png": (png(rng.integers(0, 255, (400, 400), dtype=np.uint8)), "almost uniform"),
+            "coarse.png": (
+                png(np.kron(rng.integers(0, 255, (8, 8)), np.ones((50, 50))).astype(np.uint8)),
+                "does not look",
+            ),
             "ct.dcm": (dicom_bytes(modality="CT"), "modality is CT"),
             "panorama.png": (png(np.tile(knee_like(100), (1, 4))), "aspect ratio 4.0"),
         }

@@ -76,8 +76,11 @@ def test_images_the_model_must_not_read_end_not_assessable(redis_client, redis_u
     cases = {
         "colour": (colour_photo(), "colour image"),
         "blank": (encoded(np.full((200, 200), 3, np.uint8), "PNG"), "blank"),
-        "noise": (
-            encoded(rng.integers(0, 255, (200, 200), dtype=np.uint8), "PNG"),
+        # coarse blocks survive the resize (fine noise averages to grey: "blank")
+        "blocks": (
+            encoded(
+                np.kron(rng.integers(0, 255, (8, 8)), np.ones((25, 25))).astype(np.uint8), "PNG"
+            ),
             "does not look",
         ),
     }
@@ -96,3 +99,20 @@ def test_images_the_model_must_not_read_end_not_assessable(redis_client, redis_u
         assert rec.model_version == "tiny-cal" and rec.attempts == 1
     [ok] = records(redis_client, good)
     assert ok.status == "done" and ok.label in ("Normal", "Pneumonia")
+
+
+def test_an_external_evaluation_recorded_later_reaches_the_served_card(
+    redis_client, redis_url, checked_store
+):
+    worker = Worker(settings(redis_url, checked_store.root))
+    worker.maybe_reload()
+    assert "external_evaluations" not in ServedModel(redis_client).card()
+    path = checked_store.fetch("tiny-cal") / "model_card.json"
+    card = json.loads(path.read_text())
+    card["external_evaluations"] = [{"name": "other-hospital", "metrics": {"roc_auc": 0.9}}]
+    path.write_text(json.dumps(card))  # what python -m model.evaluate does
+    worker._next_poll = 0
+    worker.maybe_reload()
+    served = ServedModel(redis_client).card()
+    assert served["external_evaluations"][0]["name"] == "other-hospital"
+    assert worker.predictor.version == "tiny-cal"  # not reloaded, only the card refreshed

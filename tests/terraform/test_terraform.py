@@ -3,38 +3,25 @@ provider, checkov, an apply/re-plan/destroy cycle against moto, and every bootst
 rendered and checked with shellcheck, with the configs it writes checked by their tools."""
 
 import base64
+import gzip
 import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.terraform.conftest import ROLES, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.terraform
-
-ROLES = ["app", "ui", "nginx", "monitoring", "ml", "worker"]
-
-# Values standing in for what the bootstrap learns at boot (IMDS, SSM).
-BOOT_VALUES = {
-    "PRIVATE_IP": "127.0.0.2",
-    "REDIS_PASSWORD": "a" * 64,
-    "API_TOKEN": "b" * 64,
-    "SECRET_KEY": "c" * 64,
-    "GRAFANA_PASSWORD": "d" * 64,
-    "UI_REDIS_PASSWORD": "e" * 64,
-}
-
-HEREDOC = re.compile(
-    r"^\s*write_file (?P<path>\S+) (?P<mode>\d{4}) (?P<owner>\S+) <<(?P<q>'?)(?P<tag>EOF_\w+)'?\n"
-    r"(?P<body>.*?)\n(?P=tag)$",
-    re.M | re.S,
-)
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,23 +101,6 @@ def test_checkov_passes():
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def boto(moto_stack):
-    """boto3 clients on the moto server holding the applied stack."""
-    import boto3
-
-    _, aws = moto_stack
-    return lambda service: boto3.client(service, **aws)
-
-
-@pytest.fixture(scope="module")
-def outputs(moto_stack):
-    """terraform output -json of the applied stack."""
-    tf, _ = moto_stack
-    raw = json.loads(tf.run("output", "-json", "-no-color").stdout)
-    return {k: v["value"] for k, v in raw.items()}
-
-
 def by_role(ec2):
     """Running instances of the stack, keyed by their Role tag."""
     found = {}
@@ -157,7 +127,17 @@ def test_apply_network(boto, outputs):
             "Subnets"
         ]
     }
-    assert cidrs == {"10.0.1.0/24", "10.0.2.0/24"}
+    assert cidrs == {"10.0.1.0/24", "10.0.2.0/24", "10.0.4.0/24"}
+    endpoints = {
+        e["ServiceName"].rsplit(".", 1)[1]: e["VpcEndpointType"]
+        for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "VpcEndpoints"
+        ]
+    }
+    assert endpoints == {
+        "s3": "Gateway",
+        **dict.fromkeys(["ssm", "ssmmessages", "ec2messages", "kms", "logs"], "Interface"),
+    }
     assert ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
         "NatGateways"
     ]
@@ -174,7 +154,7 @@ def test_apply_network(boto, outputs):
 
 
 def test_apply_instances(boto, outputs):
-    """Five hardened instances; only nginx and monitoring are publicly addressable."""
+    """Five hardened instances; only nginx is publicly addressable."""
     instances = by_role(boto("ec2"))
     assert set(instances) == {"nginx", "monitoring", "ui", "app", "ml"}
     assert outputs["instance_ids"] == {r: i["InstanceId"] for r, i in instances.items()}
@@ -184,14 +164,14 @@ def test_apply_instances(boto, outputs):
         assert inst["PrivateIpAddress"] == outputs["private_ips"][role]
         groups = [g["GroupName"] for ni in inst["NetworkInterfaces"] for g in ni["Groups"]]
         assert groups == [f"pneumonia-{role}"], role
-        if role in ("ui", "app", "ml"):
+        if role != "nginx":
             assert not inst.get("PublicIpAddress"), f"{role} must not have a public IP"
     assert instances["app"]["InstanceType"] == "t3.medium"
     assert instances["ml"]["InstanceType"] == "g4dn.xlarge"  # set by the moto variables
 
 
 def test_apply_security_groups(boto):
-    """Redis is reachable from the ml group only; Grafana from admin_cidrs only."""
+    """Redis is reachable from the ml group only; Grafana from nginx only, nothing public."""
     ec2 = boto("ec2")
     groups = {
         g["GroupName"]: g
@@ -208,7 +188,12 @@ def test_apply_security_groups(boto):
     grafana = [
         p for p in groups["pneumonia-monitoring"]["IpPermissions"] if p.get("FromPort") == 3000
     ]
-    assert [r["CidrIp"] for p in grafana for r in p["IpRanges"]] == ["198.51.100.10/32"]
+    assert [g["GroupId"] for p in grafana for g in p["UserIdGroupPairs"]] == [
+        groups["pneumonia-nginx"]["GroupId"]
+    ]
+    assert not [p for p in grafana if p["IpRanges"]]
+    monitoring_ports = {p.get("FromPort") for p in groups["pneumonia-monitoring"]["IpPermissions"]}
+    assert not monitoring_ports & {9090, 9093}, "Prometheus and Alertmanager have no open port"
     for g in groups.values():
         assert not [p for p in g["IpPermissions"] if p.get("FromPort") == 22], g["GroupName"]
 
@@ -262,10 +247,10 @@ def test_apply_iam_least_privilege(boto):
     assert "s3:PutObject" in actions("ml")
     assert "s3:GetObject" in actions("app") and "s3:PutObject" not in actions("app")
     assert "ec2:DescribeInstances" in actions("monitoring")
-    assert not any(a.startswith("s3:") for a in actions("ui"))
+    assert not {"s3:PutObject", "s3:ListBucket"} & actions("ui")
     for role in ["nginx", "monitoring", "ui", "app", "ml"]:
         attached = iam.list_attached_role_policies(RoleName=f"pneumonia-{role}")["AttachedPolicies"]
-        assert "AmazonSSMManagedInstanceCore" in {p["PolicyName"] for p in attached}
+        assert {p["PolicyName"] for p in attached} == {"pneumonia-ssm-session"}, role
 
 
 def test_replan_shows_no_changes(moto_stack):
@@ -280,66 +265,16 @@ def test_replan_shows_no_changes(moto_stack):
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def user_data(moto_stack, boto, outputs):
-    """The rendered user_data of every role, as the applied stack produced it."""
-    tf, _ = moto_stack
-    rendered = tf.console("{" + ", ".join(f"{r} = local.user_data_{r}" for r in ROLES) + "}")
-    # What the instances actually received must be what terraform rendered.
-    ec2 = boto("ec2")
-    for role, instance_id in outputs["instance_ids"].items():
-        attr = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-        assert base64.b64decode(attr["UserData"]["Value"]).decode() == rendered[role], role
-    return rendered
-
-
-def free_port():
-    """A TCP port free on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def written_files(script):
-    """{path: (mode, owner, content)} of every `write_file` heredoc, boot values filled in."""
-    files = {}
-    for m in HEREDOC.finditer(script):
-        body = m["body"]
-        if not m["q"]:  # unquoted heredoc: bash expands ${VAR} at boot
-            assert "$(" not in body and "`" not in body, f"{m['path']}: only ${{VAR}} expansions"
-            body = re.sub(r"\$\{(\w+)\}", lambda v: BOOT_VALUES.get(v[1], v[0]), body)
-            for var in re.findall(r"\$\{(\w+)\}", body):
-                pytest.fail(f"{m['path']}: ${{{var}}} has no value in the script or the test")
-        files[m["path"].strip('"')] = (m["mode"], m["owner"].strip('"'), body + "\n")
-    return files
-
-
-@pytest.fixture(scope="module")
-def files(user_data):
-    """Files written per role."""
-    out = {}
-    for role, script in user_data.items():
-        # Resolve the script's own readonly constants used inside heredocs.
-        consts = dict(re.findall(r'^readonly (\w+)="([^"$]*)"$', script, re.M))
-        saved = dict(BOOT_VALUES)
-        BOOT_VALUES.update(consts)
-        try:
-            out[role] = written_files(script)
-        finally:
-            BOOT_VALUES.clear()
-            BOOT_VALUES.update(saved)
-    return out
-
-
 @pytest.mark.parametrize("role", ROLES)
 def test_user_data_shellcheck(user_data, role, tmp_path):
-    """Each rendered bootstrap is strict bash that shellcheck accepts, under 16 KiB."""
+    """Each rendered bootstrap is strict bash that shellcheck accepts, under EC2's 16 KiB
+    once gzipped and base64-encoded (as modules/instance sends it)."""
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (make system)")
     script = user_data[role]
     assert script.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in script
-    assert len(script.encode()) < 16384
+    assert len(base64.b64encode(gzip.compress(script.encode()))) < 16384
     assert 'main "$@"' in script
     path = tmp_path / f"{role}.sh"
     path.write_text(script)
@@ -358,14 +293,20 @@ def test_user_data_carries_no_secret(user_data, role):
     assert "BEGIN" not in script and "PRIVATE KEY" not in script
 
 
-def test_user_data_wires_private_ips(user_data, outputs):
-    """Each tier is given its neighbours' private addresses."""
-    ips = outputs["private_ips"]
-    assert f'readonly API_URL="http://{ips["app"]}:5000"' in user_data["ui"]
-    assert f'readonly UI_UPSTREAM="{ips["ui"]}:5001"' in user_data["nginx"]
-    assert f'readonly MONITORING_CIDR="{ips["monitoring"]}/32"' in user_data["nginx"]
-    assert f'readonly REDIS_HOST="{ips["app"]}"' in user_data["ml"]
+def test_user_data_uses_names_not_addresses(user_data, outputs):
+    """Each tier finds its neighbours by their private-zone name; no bootstrap holds an
+    address of another box, so replacing one box changes no other box's user_data."""
+    names = outputs["hostnames"]
+    assert names["app"] == "app.pneumonia.internal"
+    assert f'readonly API_URL="http://{names["app"]}:5000"' in user_data["ui"]
+    assert f'readonly UI_UPSTREAM="{names["ui"]}:5001"' in user_data["nginx"]
+    assert f'readonly GRAFANA_UPSTREAM="{names["monitoring"]}:3000"' in user_data["nginx"]
+    assert f'readonly REDIS_HOST="{names["app"]}"' in user_data["ml"]
     assert f'readonly MODEL_STORE="s3://{outputs["model_bucket"]}/models"' in user_data["app"]
+    for role, script in user_data.items():
+        for other, ip in outputs["private_ips"].items():
+            assert ip not in script, f"{role}'s bootstrap holds {other}'s address {ip}"
+        assert "repo_ref" not in script.lower() and "git " not in script, role
 
 
 @pytest.mark.parametrize("role", ["app", "ui", "ml", "worker"])
@@ -383,8 +324,18 @@ def test_env_file(files, role):
     }[role]
     assert needed <= set(env)
     if "REDIS_URL" in env:
-        host = "127.0.0.1" if role == "app" else r"10\.0\.2\.\d+"
+        host = "127.0.0.1" if role == "app" else r"app\.pneumonia\.internal"
         assert re.fullmatch(rf"redis://:a{{64}}@{host}:6379/0", env["REDIS_URL"]), env["REDIS_URL"]
+
+
+def test_training_textfile_is_writable_by_the_trainer(files, user_data):
+    """The trainer (the unit's user) owns the node_exporter textfile directory its gauges go
+    to; the Debian default belongs to prometheus, where the trainer could not write."""
+    env = dict(ln.split("=", 1) for ln in files["ml"]["$ENV_FILE"][2].splitlines() if ln)
+    directory = os.path.dirname(env["TRAINING_METRICS_TEXTFILE"])
+    assert f'readonly TEXTFILE_DIR="{directory}"' in user_data["ml"]
+    assert 'install -d -m 0775 -o "$SERVICE_USER" -g prometheus "$TEXTFILE_DIR"' in user_data["ml"]
+    assert "User=pneumonia" in units(files)["pneumonia-train.service"]
 
 
 def test_redis_conf_runs_and_requires_auth(files, tmp_path):
@@ -500,8 +451,8 @@ def test_systemd_units_verify(files, tmp_path):
 def test_units_run_services_unprivileged(files):
     """Long-running application units run as the service user, hardened."""
     for name, content in units(files).items():
-        if name.startswith("pneumonia-idle-stop"):
-            continue  # powers the machine off: root by design
+        if name.startswith(("pneumonia-idle-stop", "pneumonia-upstream-watch")):
+            continue  # power the machine off, reload nginx: root by design
         assert "User=pneumonia" in content, name
         assert "NoNewPrivileges=yes" in content, name
         assert "EnvironmentFile=/etc/pneumonia/pneumonia.env" in content, name
@@ -525,46 +476,41 @@ def test_grafana_provisioning_glue(files):
     assert settings["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert settings["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert settings["GF_PATHS_PROVISIONING"] == "/etc/grafana/provisioning"
+    # Served by nginx under https://<site>/grafana/, never on a port of its own.
+    assert settings["GF_SERVER_SERVE_FROM_SUB_PATH"] == "true"
+    assert settings["GF_SERVER_ROOT_URL"].endswith("/grafana/")
     dropin = files["monitoring"]["/etc/systemd/system/grafana-server.service.d/pneumonia.conf"][2]
     assert "EnvironmentFile=/etc/pneumonia/grafana.env" in dropin
 
 
-def test_nginx_config(files, user_data, tmp_path):
-    """The repo's nginx template, rendered as the bootstrap renders it, passes nginx -t."""
+def nginx_site(user_data, files, tmp_path, real_ip_from="", admin_cidrs="198.51.100.10/32"):
+    """The nginx box's config in ``tmp_path``, as its bootstrap writes it: the repo template
+    rendered with the bootstrap's envsubst list, the stub_status server, and the snippets of
+    its own write_snippets() (run for real, writing under ``tmp_path``). Listens on free
+    loopback ports; the UI and Grafana upstreams point at closed local ports. Returns
+    (nginx.conf, https port)."""
     template = ROOT / "nginx" / "pneumonia.conf.template"
-    if not template.exists():
-        pytest.skip("nginx/pneumonia.conf.template is not in this branch yet (comes with main)")
     if shutil.which("nginx") is None or shutil.which("envsubst") is None:
         pytest.skip("nginx/envsubst not installed (make system)")
     subprocess.run(
         [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test",
-            "-keyout",
-            str(tmp_path / "key.pem"),
-            "-out",
-            str(tmp_path / "cert.pem"),
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=test", "-keyout", str(tmp_path / "key.pem")),
+            *("-out", str(tmp_path / "cert.pem")),
         ],
         check=True,
         capture_output=True,
     )
+    https_port = free_port()
     env = {
         **os.environ,
-        "LISTEN_HTTP": "80",
-        "LISTEN_HTTPS": "443",
-        "UI_UPSTREAM": "127.0.0.1:5001",
+        "LISTEN_HTTP": str(free_port()),
+        "LISTEN_HTTPS": str(https_port),
+        "UI_UPSTREAM": f"127.0.0.1:{free_port()}",
         "SERVER_NAME": "_",
         "TLS_CERT": str(tmp_path / "cert.pem"),
         "TLS_KEY": str(tmp_path / "key.pem"),
-        "MONITORING_CIDR": "10.0.1.10/32",
+        "MONITORING_CIDR": "10.0.2.0/24",
         "MAX_BODY": "30m",
         "ACCESS_LOG": str(tmp_path / "access.log"),
     }
@@ -572,9 +518,7 @@ def test_nginx_config(files, user_data, tmp_path):
         "${LISTEN_HTTP} ${LISTEN_HTTPS} ${UI_UPSTREAM} ${SERVER_NAME} ${TLS_CERT} ${TLS_KEY} "
         "${MONITORING_CIDR} ${MAX_BODY} ${ACCESS_LOG}"
     )
-    assert (
-        shell_format.replace("$", "$$") in user_data["nginx"] or shell_format in user_data["nginx"]
-    )
+    assert shell_format in user_data["nginx"]
     site = subprocess.run(
         ["envsubst", shell_format],
         input=template.read_text(),
@@ -585,20 +529,134 @@ def test_nginx_config(files, user_data, tmp_path):
     ).stdout
     stub = files["nginx"]["/etc/nginx/conf.d/stub-status.conf"][2]
     stub = stub.replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{free_port()}")
-    # Unprivileged test run: move the site's listen ports off 80/443.
-    site = re.sub(r"listen\s+(\[::\]:)?443", f"listen {free_port()}", site)
-    site = re.sub(r"listen\s+(\[::\]:)?80\b", f"listen {free_port()}", site)
+    # write_snippets() itself, with its inputs, writing below tmp_path instead of /etc.
+    functions = "\n".join(
+        re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", user_data["nginx"], re.M | re.S)[0]
+        for name in ("write_snippets",)
+    )
+    subprocess.run(
+        [
+            "bash",
+            "-c",
+            "set -euo pipefail\n"
+            'write_file() { mkdir -p "$ROOT$(dirname "$1")"; cat >"$ROOT$1"; }\n'
+            f"{functions}\nwrite_snippets\n",
+        ],
+        env={
+            **os.environ,
+            "ROOT": str(tmp_path),
+            "REAL_IP_FROM": real_ip_from,
+            "ADMIN_CIDRS": admin_cidrs,
+            "GRAFANA_UPSTREAM": f"127.0.0.1:{free_port()}",
+        },
+        check=True,
+    )
+    # The template includes pneumonia.d/*.conf relative to nginx.conf's directory.
+    shutil.copytree(tmp_path / "etc" / "nginx" / "pneumonia.d", tmp_path / "pneumonia.d")
+    real_ip = (tmp_path / "etc" / "nginx" / "conf.d" / "real-ip.conf").read_text()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
         "events {}\nhttp {\n"
         f"  access_log off;\n  client_body_temp_path {tmp_path};\n"
-        f"{site}\n{stub}\n}}\n"
+        f"  proxy_temp_path {tmp_path};\n"
+        f"{real_ip}\n{site}\n{stub}\n}}\n"
     )
+    return conf, https_port
+
+
+def test_nginx_config(files, user_data, tmp_path):
+    """The repo's nginx template, rendered as the bootstrap renders it, with the bootstrap's
+    stub_status server and snippets (real_ip behind the ALB, Grafana), passes nginx -t."""
+    conf, _ = nginx_site(user_data, files, tmp_path, real_ip_from="10.0.1.0/24 10.0.3.0/24")
+    assert "set_real_ip_from 10.0.3.0/24;" in conf.read_text()
+    grafana = (tmp_path / "pneumonia.d" / "grafana.conf").read_text()
+    assert "allow 198.51.100.10/32;" in grafana and "deny all;" in grafana
     proc = subprocess.run(
         ["nginx", "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture
+def live_nginx(files, user_data, tmp_path):
+    """Start nginx with the box's config; yields a function (real_ip_from) -> https URL."""
+    procs = []
+
+    def start(real_ip_from):
+        root = tmp_path / f"nginx-{len(procs)}"
+        root.mkdir()
+        conf, port = nginx_site(user_data, files, root, real_ip_from=real_ip_from)
+        procs.append(
+            subprocess.Popen(
+                ["nginx", "-c", str(conf), "-p", str(root), "-g", "daemon off;"],
+                stderr=subprocess.PIPE,
+            )
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return f"https://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def upload_statuses(url, clients):
+    """Statuses of uploads sent all at once through the ALB, one per entry of ``clients``
+    (its X-Forwarded-For). nginx admits one and queues a burst of 20 per address at once;
+    beyond that it answers 429."""
+    import requests
+
+    barrier = threading.Barrier(len(clients))
+
+    def one(client):
+        with requests.Session() as session:  # verify=False per call: a CA bundle in the
+            # environment would override a session-wide setting
+            session.get(url + "/nginx_status", verify=False, timeout=30)  # handshake first
+            barrier.wait(timeout=60)  # then every upload at the same moment
+            headers = {"X-Forwarded-For": client}
+            return session.post(
+                url + "/upload", headers=headers, verify=False, timeout=30
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        return list(pool.map(one, clients))
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_behind_the_alb_each_client_has_its_own_rate_limit(live_nginx):
+    """Two clients behind the ALB sending 20 uploads each at once: with the ALB's subnets
+    trusted (real_ip) each has its own limit and none is refused, while one client sending
+    40 is; without real_ip both share the ALB's address, so one limit, and some are refused.
+    The UI is down here, so an admitted upload answers 502."""
+    two_clients = ["203.0.113.7"] * 20 + ["203.0.113.8"] * 20
+    url = live_nginx("127.0.0.0/8")  # the "ALB" is loopback in this test
+    assert 429 not in upload_statuses(url, two_clients)
+    assert 429 in upload_statuses(url, ["203.0.113.9"] * 50)
+    shared = live_nginx("")  # no real_ip: the behaviour before
+    assert 429 in upload_statuses(shared, two_clients)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_grafana_only_for_admin_cidrs(live_nginx):
+    """/grafana/ answers the administrators' addresses only (nginx then proxies: 502 with
+    Grafana down here), everyone else gets 403."""
+    import requests
+
+    url = live_nginx("127.0.0.0/8")
+
+    def status(client):
+        headers = {"X-Forwarded-For": client}
+        return requests.get(url + "/grafana/", headers=headers, verify=False, timeout=10)
+
+    admin, other = status("198.51.100.10"), status("203.0.113.7")
+    assert (admin.status_code, other.status_code) == (502, 403)
 
 
 def test_prometheus_config(tmp_path):

@@ -296,3 +296,21 @@ def test_no_url_of_a_card_carries_the_file_name(alice, fullres_xrays):
     assert "DOE_JOHN_MRN12345.jpeg" in html  # shown on the card, for the clinician
     urls = re.findall(r'(?:hx-get|href|src|action)="([^"]*)"', html)
     assert urls and not [u for u in urls if "DOE" in u]
+
+
+def test_a_retried_upload_with_its_idempotency_key_is_one_job(alice, fullres_xrays, queue):
+    """The upload page sends a key per file; a retry after a cut connection returns the job
+    the first attempt created instead of queueing the X-ray twice."""
+    token = csrf_token(alice, "/")
+    data = fullres_xrays[0].read_bytes()
+    ids = []
+    for _ in range(2):
+        resp = alice.post(
+            "/upload",
+            data={"csrf_token": token, "file": (io.BytesIO(data), fullres_xrays[0].name)},
+            headers={"HX-Request": "true", "Idempotency-Key": "0b7e4c1e-retry-test"},
+        )
+        assert resp.status_code == 202
+        ids.append(card_id(resp.get_data(as_text=True)))
+    assert ids[0] == ids[1]
+    assert queue.r.xlen(queue.keys.stream) == 1

@@ -1,5 +1,6 @@
 # One hardened EC2 instance: IMDSv2 only, encrypted gp3 root volume, EBS-optimised, no
-# public address unless it is given an Elastic IP, `Project`/`Role` tags for discovery.
+# public address unless it is given an Elastic IP, `Project`/`Role` tags for discovery,
+# and optionally a data volume that outlives it.
 # Every role of the root configuration is one call of this module, so the hardening is
 # written once.
 
@@ -13,8 +14,10 @@ resource "aws_instance" "this" {
   associate_public_ip_address = false
   ebs_optimized               = true
   monitoring                  = var.detailed_monitoring
-  user_data                   = var.user_data
-  user_data_replace_on_change = true # the bootstrap runs on first boot only
+  user_data_base64            = base64gzip(var.user_data) # cloud-init unpacks it; 16 KiB limit
+  # The bootstrap runs once, on first boot; a change to it (never a release) re-creates
+  # the box, which finds its data volume again.
+  user_data_replace_on_change = true
 
   instance_initiated_shutdown_behavior = "stop" # the GPU box powers itself off when idle
 
@@ -30,10 +33,11 @@ resource "aws_instance" "this" {
     volume_size           = var.root_volume_size
     encrypted             = true
     delete_on_termination = true
+    # Root volume only: instance-wide volume_tags would fight the data volume's own tags.
+    tags = merge(var.tags, { Name = var.name, Role = var.role })
   }
 
-  tags        = merge(var.tags, { Name = var.name, Role = var.role })
-  volume_tags = merge(var.tags, { Name = var.name, Role = var.role })
+  tags = merge(var.tags, { Name = var.name, Role = var.role })
 
   lifecycle {
     # A new Ubuntu release must not replace running servers; re-create one on purpose
@@ -49,4 +53,31 @@ resource "aws_eip" "this" {
   instance = aws_instance.this.id
 
   tags = merge(var.tags, { Name = var.name, Role = var.role })
+}
+
+# The role's state (Redis, the UI's accounts, the TSDB, the data sets) on its own encrypted
+# volume: replacing the instance only re-creates the attachment, and the bootstrap mounts
+# whatever the volume already holds. Tagged Backup=<backup_tag> for the snapshot plan.
+resource "aws_ebs_volume" "data" {
+  #checkov:skip=CKV2_AWS_9:selected by its Backup tag in the root's AWS Backup plan (backup.tf), which checkov does not follow into the module
+  count = var.data_volume_size == null ? 0 : 1
+
+  availability_zone = var.availability_zone
+  size              = var.data_volume_size
+  type              = "gp3"
+  encrypted         = true
+  kms_key_id        = var.kms_key_arn
+
+  tags = merge(var.tags, { Name = "${var.name}-data", Role = var.role, Backup = var.backup_tag })
+}
+
+resource "aws_volume_attachment" "data" {
+  count = var.data_volume_size == null ? 0 : 1
+
+  device_name = var.data_device_name
+  volume_id   = aws_ebs_volume.data[0].id
+  instance_id = aws_instance.this.id
+
+  # Stop the instance's services cleanly before the volume goes (replacement, destroy).
+  stop_instance_before_detaching = true
 }

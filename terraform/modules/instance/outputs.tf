@@ -17,3 +17,8 @@ output "instance" {
   description = "The whole aws_instance object, for tests and for callers that need more attributes."
   value       = aws_instance.this
 }
+
+output "data_volume_id" {
+  description = "Id of the data volume, or null without one."
+  value       = var.data_volume_size == null ? null : aws_ebs_volume.data[0].id
+}

@@ -66,3 +66,33 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "availability_zone" {
+  description = "Availability zone of the subnet (where the data volume is created)."
+  type        = string
+  default     = null
+}
+
+variable "data_volume_size" {
+  description = "Size in GiB of a separate data volume that survives the instance; null for none."
+  type        = number
+  default     = null
+}
+
+variable "data_device_name" {
+  description = "Device name the data volume is attached as (on Nitro instances it appears as an NVMe disk whose serial is the volume id)."
+  type        = string
+  default     = "/dev/sdf"
+}
+
+variable "kms_key_arn" {
+  description = "KMS key encrypting the data volume."
+  type        = string
+  default     = null
+}
+
+variable "backup_tag" {
+  description = "Value of the Backup tag of the data volume, which the snapshot plan selects on."
+  type        = string
+  default     = "none"
+}

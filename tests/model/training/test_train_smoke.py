@@ -73,8 +73,16 @@ def test_the_card_is_complete(trained):
     assert card.missing_keys(model_card) == []
     assert model_card["input_size"] == 32 and 0 < model_card["threshold"] <= 1
     assert "10.17632/rscbjbr9sj.2" in model_card["training_data"]["credit"]
-    assert set(model_card["training_data"]["splits"]) == {"train", "val", "test"}
+    assert {"train", "val", "test", "calib"} <= set(model_card["training_data"]["splits"])
     assert set(evaluate.METRIC_KEYS) <= set(model_card["metrics"])
+    # issue 15: intervals, calibration, in-dataset scope, intended use, why training stopped
+    test = model_card["evaluations"]["test"]
+    assert set(test["ci95"]) == {"roc_auc", "sensitivity", "specificity"}
+    assert {"brier", "ece", "brier_uncalibrated"} <= set(test["calibration"])
+    assert set(model_card["calibration"]) >= {"a", "b", "n"}
+    assert "in-dataset" in model_card["figures_scope"] and model_card["limitations"]
+    assert model_card["stopped_by"] == "epoch ceiling"
+    assert model_card["input_check"]["params"]["threshold"] > 0
 
 
 @pytest.mark.slow
@@ -84,6 +92,7 @@ def test_evaluation_json_and_plots(trained):
     for split in ("val", "test"):
         assert set(evaluate.METRIC_KEYS) <= set(report[split])
         assert (out / f"roc_pr_{split}.png").is_file()
+        assert (out / f"reliability_{split}.png").is_file()
 
 
 @pytest.mark.slow
@@ -131,6 +140,7 @@ def test_pretrained_recipe_trains_head_then_fine_tunes(tmp_path):
     argv = ["--data", str(tmp_path / "data"), "--weights", str(weights), "--img-size", "32"]
     argv += ["--head-epochs", "1", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8"]
     argv += ["--val-fraction", "0.3", "--test-fraction", "0.3", "--output", str(tmp_path / "run")]
+    argv += ["--shift-fraction", "0", "--calib-fraction", "0"]  # 20 patients: keep some to train
     out = run(train.parse_config([*argv, "--verbose", "2"]))
     model_card = json.loads((out / "model_card.json").read_text())
     assert model_card["epochs"] == 2  # one head epoch + one fine-tuning epoch
