@@ -116,3 +116,23 @@ def api_server(redis_server, tmp_path_factory):
 def api_url(redis_url, api_server):
     """The API, with the Redis emptied before the test (``redis_url`` flushes it)."""
     return api_server
+
+
+@pytest.fixture
+def queue(redis_url):
+    """The job queue on the test Redis, to do by hand what a worker would."""
+    import redis
+
+    from jobs.queue import JobQueue
+
+    client = redis.Redis.from_url(redis_url)
+    yield JobQueue(client)
+    client.close()
+
+
+@pytest.fixture
+def alice(client, make_user):
+    """A logged-in clinician's test client."""
+    make_user("alice")
+    AuthActions(client).login("alice")
+    return client

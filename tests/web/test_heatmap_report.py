@@ -14,8 +14,7 @@ import redis
 from PIL import Image
 
 from jobs.heatmaps import Heatmaps
-from jobs.queue import JobQueue
-from tests.web.conftest import AuthActions, web_config
+from tests.web.conftest import web_config
 from tests.web.test_with_api import card_id, finish, upload
 
 pytestmark = pytest.mark.e2e
@@ -26,20 +25,6 @@ def app(redis_url, api_url):
     from pneumonia_web import create_app
 
     return create_app(web_config(redis_url, api_url))
-
-
-@pytest.fixture
-def queue(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield JobQueue(client)
-    client.close()
-
-
-@pytest.fixture
-def alice(client, make_user):
-    make_user("alice")
-    AuthActions(client).login("alice")
-    return client
 
 
 HTMX = {"HX-Request": "true"}

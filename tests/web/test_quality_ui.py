@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 
 import pytest
-import redis
 
 from jobs.model import ServedModel
-from jobs.queue import JobQueue
 from pneumonia_web.wording import reading
 from tests.api.dicom_factory import dicom_bytes
-from tests.web.conftest import AuthActions, csrf_token, web_config
+from tests.web.conftest import csrf_token, web_config
 from tests.web.test_with_api import card_id, finish, upload
 
 pytestmark = pytest.mark.e2e
@@ -24,20 +22,6 @@ def app(redis_url, api_url):
     from pneumonia_web import create_app
 
     return create_app(web_config(redis_url, api_url))
-
-
-@pytest.fixture
-def queue(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield JobQueue(client)
-    client.close()
-
-
-@pytest.fixture
-def alice(client, make_user):
-    make_user("alice")
-    AuthActions(client).login("alice")
-    return client
 
 
 @pytest.mark.parametrize(

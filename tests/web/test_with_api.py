@@ -14,7 +14,6 @@ import pytest
 import redis
 
 from jobs.model import ServedModel
-from jobs.queue import JobQueue
 from jobs.training import TrainingProgress
 from pneumonia_api.metadata import clean_jpeg
 from tests.api.metadata_factory import pixels
@@ -28,20 +27,6 @@ def app(redis_url, api_url):
     from pneumonia_web import create_app
 
     return create_app(web_config(redis_url, api_url, WORKLIST_PAGE_SIZE=2))
-
-
-@pytest.fixture
-def queue(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield JobQueue(client)
-    client.close()
-
-
-@pytest.fixture
-def alice(client, make_user):
-    make_user("alice")
-    AuthActions(client).login("alice")
-    return client
 
 
 def upload(client, path, name=None):
