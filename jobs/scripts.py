@@ -74,9 +74,13 @@ local ttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[3])
 if ttl == -2 then return 0 end
 local cap = tonumber(ARGV[1])
-if cap > 0 and (ttl < 0 or ttl > cap) then ttl = cap end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if cap > 0 and (ttl < 0 or ttl > cap) then
+  redis.call('PEXPIRE', KEYS[2], cap)
+elseif ttl > 0 then
+  -- the image's own expiry instant, not now + its PTTL: the two can differ by a millisecond
+  redis.call('PEXPIREAT', KEYS[2], redis.call('PEXPIRETIME', KEYS[1]))
+end
 return 1
 """
