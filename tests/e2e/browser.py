@@ -35,6 +35,25 @@ def chromium_path() -> str | None:
 
 
 @contextlib.contextmanager
+def browser_stack(tmp_path: Path, model_store: Path, users: dict[str, tuple[str, str]]):
+    """The whole stack with accounts made and a worker serving, for a browser test.
+
+    ``users`` maps a name to (role, password). Skips (with what to install) without Chromium.
+    """
+    import pytest
+
+    from devstack.stack import LocalStack
+
+    if chromium_path() is None:
+        pytest.skip("no chromium: run `make system` (Debian: apt-get install chromium)")
+    with LocalStack(tmp_path, model_store=model_store, workers=1) as stack:
+        for name, (role, password) in users.items():
+            stack.create_user(name, role, password)
+        stack.wait_ready(timeout=400)  # the worker compiles the model once: slow on a busy host
+        yield stack
+
+
+@contextlib.contextmanager
 def browser_page(viewport=(1280, 860), scale: float = 1):
     """A headless Chromium page that accepts the stack's self-signed certificate."""
     from playwright.sync_api import sync_playwright

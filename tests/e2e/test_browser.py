@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.stack import LocalStack
-from tests.e2e.browser import browser_page, chromium_path, drop_files, log_in
+from tests.e2e.browser import browser_page, browser_stack, drop_files, log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
 
@@ -17,11 +16,7 @@ PASSWORD = "browser test password"
 
 @pytest.fixture
 def stack(tmp_path, model_store):
-    if chromium_path() is None:
-        pytest.skip("no chromium: run `make system` (Debian: apt-get install chromium)")
-    with LocalStack(tmp_path, model_store=model_store.root, workers=1) as s:
-        s.create_user("dr.ada", "clinician", PASSWORD)
-        s.wait_ready(timeout=400)  # the worker compiles the model once: slow on a busy host
+    with browser_stack(tmp_path, model_store.root, {"dr.ada": ("clinician", PASSWORD)}) as s:
         yield s
 
 
