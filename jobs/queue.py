@@ -24,13 +24,13 @@ class JobQueue:
         prefix: str = DEFAULT_PREFIX,
         image_ttl: int = 7 * 24 * 3600,
         retention: int = 30 * 24 * 3600,
-        stream_maxlen: int = 100_000,
+        dead_letter_maxlen: int = 100_000,
     ):
         self.r = client
         self.keys = Keys(prefix)
         self.image_ttl = image_ttl
         self.retention = retention
-        self.stream_maxlen = stream_maxlen
+        self.dead_letter_maxlen = dead_letter_maxlen  # only the dead-letter copies are capped
         self._start = client.register_script(scripts.START)
         self._finish = client.register_script(scripts.FINISH)
 
@@ -291,7 +291,7 @@ class JobQueue:
         pipe.xadd(
             self.keys.dead_letter,
             {"id": pid, "error": reason},
-            maxlen=self.stream_maxlen,
+            maxlen=self.dead_letter_maxlen,
             approximate=True,
         )
         pipe.xack(self.keys.stream, GROUP, entry_id)
