@@ -21,10 +21,18 @@ STATUS_TEXT = {
 }
 
 
-def when(ms: int | None) -> str:
-    """Milliseconds since the epoch as ``2026-11-23 14:05:09 UTC`` (DISPLAY_TIMEZONE)."""
+def when(ms: int | str | datetime | None) -> str:
+    """Milliseconds since the epoch (or an ISO-8601 instant, as promotion records carry) as
+    ``2026-11-23 14:05:09 UTC`` (DISPLAY_TIMEZONE)."""
     if not ms:
         return "—"
+    if isinstance(ms, str) and not ms.isdigit():
+        try:
+            ms = datetime.fromisoformat(ms.replace("Z", "+00:00"))
+        except ValueError:
+            return ms  # shown as written rather than not at all
+        if ms.tzinfo is None:
+            ms = ms.replace(tzinfo=UTC)
     moment = ms if isinstance(ms, datetime) else datetime.fromtimestamp(int(ms) / 1000, UTC)
     tz = ZoneInfo(current_app.config.get("DISPLAY_TIMEZONE", "UTC"))
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
