@@ -181,3 +181,24 @@ def test_the_ui_runs_on_the_web_lock():
         if not dists & set(web):
             missing.append(f"{module} ({where}; from {sorted(dists)})")
     assert missing == [], f"the UI imports what requirements/web.lock lacks: {missing}"
+
+
+# The driver branch that supports a CUDA toolkit's full feature set (NVIDIA's CUDA release
+# notes: the driver each toolkit ships with). Older drivers of the same major run it only under
+# minor-version compatibility (CUDA 12: >= 525, without JIT of the newer PTX).
+FULL_SUPPORT_DRIVER = {"12.4": 550, "12.5": 555, "12.6": 560, "12.8": 570, "12.9": 575, "13.0": 580}
+
+
+def test_the_gpu_driver_matches_the_cuda_wheels():
+    """terraform's default NVIDIA driver branch runs the CUDA runtime that gpu.lock brings."""
+    runtime = [(n, v) for n, v in LOCKS["gpu"].items() if n.startswith("nvidia-cuda-runtime-cu")]
+    assert len(runtime) == 1, f"gpu.lock: expected one nvidia-cuda-runtime wheel, got {runtime}"
+    cuda = ".".join(runtime[0][1].split(".")[:2])
+    assert cuda in FULL_SUPPORT_DRIVER, f"CUDA {cuda}: add its driver branch to this table"
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    block = re.search(r'variable "nvidia_driver" \{(.*?)\n\}', variables, re.S)[1]
+    branch = int(re.search(r'default\s*=\s*"nvidia:(\d+)', block)[1])
+    assert branch >= FULL_SUPPORT_DRIVER[cuda], (
+        f"gpu.lock brings CUDA {cuda}, which needs driver {FULL_SUPPORT_DRIVER[cuda]} or newer; "
+        f"terraform's nvidia_driver default is branch {branch}"
+    )
