@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_LOCK := requirements/dev.lock
 DATA ?= ../shared/data/chest_xray_224
 
 .PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock release deploy
@@ -15,11 +16,14 @@ help: ## list the targets
 system: ## install the OS packages (redis, nginx, prometheus, chromium...) when missing
 	@bash scripts/ensure_system_packages.sh
 
-$(STAMP): pyproject.toml
+# What CI tests is what the hosts install: requirements/dev.lock (the cpu lock plus the test
+# tools) with every hash checked, then the project itself, editable, with no dependency of its
+# own. The stamp records the lock's sha256 (tests/packaging/test_locks.py reads it).
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[model,perf,dev]'
-	@touch $(STAMP)
+	$(PY) -m pip install -q --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@sha256sum $(DEV_LOCK) >$(STAMP)
 
 venv: $(STAMP) ## create .venv with the Python dependencies
 
@@ -62,5 +66,5 @@ deploy: ## roll RELEASE=<commit> over the AWS boxes in place, tier by tier (ACTI
 clean: ## remove generated files (models and Redis data under var/ are kept)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 
-lock: venv ## pin the exact installed dependency versions into requirements.lock (audited by the tests)
-	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+lock: venv ## re-resolve requirements/<role>.lock from pyproject.toml, hashed (UPGRADE=1: newest versions)
+	$(PY) -m scripts.locks $(if $(UPGRADE),--upgrade)

@@ -19,10 +19,19 @@ commit=$(git rev-parse --verify --quiet "$ref^{commit}") || {
 if [[ $ref == HEAD && -n $(git status --porcelain --untracked-files=no) ]]; then
   echo "release: uncommitted changes are not part of release $commit (commit them first)" >&2
 fi
-git cat-file -e "$commit:requirements.lock" 2>/dev/null || {
-  echo "release: $commit has no requirements.lock: the boxes install from the lock file" >&2
+# Each host installs its role's lock (LOCK_FILE in its bootstrap template): all must be there.
+locks=$(git grep -h -o -E 'LOCK_FILE=requirements/[a-z]+\.lock' "$commit" -- terraform/templates |
+  cut -d= -f2 | sort -u)
+[[ -n $locks ]] || {
+  echo "release: $commit names no lock file in terraform/templates (LOCK_FILE=)" >&2
   exit 2
 }
+for lock in $locks; do
+  git cat-file -e "$commit:$lock" 2>/dev/null || {
+    echo "release: $commit has no $lock: the boxes install from the lock files (make lock)" >&2
+    exit 2
+  }
+done
 
 store=${RELEASE_STORE:-$(terraform -chdir="$tf_dir" output -raw release_store)}
 export AWS_REGION=${AWS_REGION:-$(terraform -chdir="$tf_dir" output -raw region)}

@@ -224,9 +224,9 @@ variable "ml_idle_stop_minutes" {
 }
 
 variable "nvidia_driver" {
-  description = "NVIDIA driver installed on the GPU instance by `ubuntu-drivers install --gpgpu` (ignored when the AMI already has nvidia-smi)."
+  description = "NVIDIA driver installed on the GPU instance by `ubuntu-drivers install --gpgpu` (ignored when the AMI already has nvidia-smi). It must run the CUDA wheels of requirements/gpu.lock with their full feature set: CUDA 12.9 needs branch 575 or newer, so the R580 production branch (model/README.md, \"The GPU box's software\")."
   type        = string
-  default     = "nvidia:535-server"
+  default     = "nvidia:580-server"
 }
 
 variable "enable_detailed_monitoring" {

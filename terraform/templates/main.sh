@@ -1,7 +1,7 @@
 
 ################################################################################
 # Entry points, the same for every role (each role defines setup, configure, health,
-# SERVICES and NEEDS_VENV above)
+# SERVICES and LOCK_FILE above)
 #   boot                    first boot (cloud-init): setup, then the current release
 #   deploy COMMIT SHA256    in place: stop taking work, install, configure, restart,
 #                           health-check; on failure back to the previous release

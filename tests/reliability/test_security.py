@@ -111,6 +111,11 @@ def test_redis_refuses_unauthenticated_clients(tmp_path):
         server.stop()
 
 
+# Every version a host or CI installs: dev.lock holds cpu.lock and web.lock (one set of
+# versions across roles, tests/packaging/test_locks.py), gpu.lock adds TensorFlow's CUDA build.
+AUDITED_LOCKS = ["requirements/dev.lock", "requirements/gpu.lock"]
+
+
 def test_pip_audit_of_the_locked_dependencies(tmp_path):
     exe = shutil.which("pip-audit") or str(Path(ROOT / ".venv/bin/pip-audit"))
     if not Path(exe).exists():
@@ -119,8 +124,7 @@ def test_pip_audit_of_the_locked_dependencies(tmp_path):
     proc = subprocess.run(
         [
             exe,
-            "-r",
-            str(ROOT / "requirements.lock"),
+            *[arg for lock in AUDITED_LOCKS for arg in ("-r", str(ROOT / lock))],
             "--no-deps",
             "--disable-pip",
             "--progress-spinner",
@@ -143,7 +147,7 @@ def test_pip_audit_of_the_locked_dependencies(tmp_path):
         pytest.skip(
             "pip-audit reached no vulnerability data: PyPI's per-version JSON API "
             "answers 404 from this network and OSV is unreachable; run "
-            "`pip-audit -r requirements.lock` where they are reachable"
+            "`pip-audit -r requirements/dev.lock -r requirements/gpu.lock` where they are reachable"
         )
     allowed = json.loads((ROOT / "tests/reliability/audit_allowlist.json").read_text())
     found = {(d["name"], v["id"]) for d in deps for v in d.get("vulns", [])}

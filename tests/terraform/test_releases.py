@@ -21,9 +21,31 @@ import tarfile
 
 import pytest
 
+from scripts.locks import parse_lock
 from tests.terraform.conftest import MOTO_VARS, ROOT
 
 pytestmark = pytest.mark.terraform
+
+# The lock each host installs (requirements/, `make lock`); None: it runs no Python of ours.
+HOST_LOCKS = {
+    "app": "requirements/cpu.lock",
+    "worker": "requirements/cpu.lock",
+    "ml": "requirements/gpu.lock",
+    "ui": "requirements/web.lock",
+    "nginx": None,
+    "monitoring": None,
+}
+# The one TensorFlow build each lock brings: CUDA on the GPU box, none where no model runs.
+TENSORFLOW_BUILD = {
+    "requirements/cpu.lock": {"tensorflow-cpu"},
+    "requirements/gpu.lock": {"tensorflow"},
+    "requirements/web.lock": set(),
+}
+# The only two pip commands of any bootstrap (install_release in common.sh.tftpl).
+PIP_INSTALLS = [
+    'pip" install --quiet --require-hashes -r "$dir/$LOCK_FILE"',
+    'pip" install --quiet --no-deps --no-build-isolation "$dir"',
+]
 
 INSTANCES = {
     "module.app.aws_instance.this",
@@ -144,11 +166,37 @@ def test_make_release_uploads_an_immutable_artifact(released, aws_env, boto, out
     assert recorded.decode().split()[0] == sha
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         names = tar.getnames()
-    assert {"requirements.lock", "pyproject.toml", "terraform/README.md"} <= set(names)
+    assert set(HOST_LOCKS.values()) - {None} <= set(names)
+    assert {"pyproject.toml", "terraform/README.md"} <= set(names)
     assert not [n for n in names if n.startswith(("var/", ".venv"))]
     again = make("release", aws_env)  # the same commit again: nothing is overwritten
     assert again.returncode == 0 and "immutable" in again.stderr
     assert f"SHA256={sha}" in again.stdout
+
+
+def test_each_host_installs_exactly_its_role_lock(released, user_data, boto, outputs):
+    """Each bootstrap installs one lock file, every hash checked, then the project with no
+    dependency of its own: nothing else reaches pip. In the release that boxes install, the
+    ml box's lock brings TensorFlow's CUDA build, the app and worker boxes' tensorflow-cpu,
+    the UI's none: one TensorFlow build per host."""
+    commit, _ = released
+    bucket, prefix = outputs["release_store"].removeprefix("s3://").split("/", 1)
+    body = boto("s3").get_object(Bucket=bucket, Key=f"{prefix}/{commit}.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        locks = {
+            name: [p.name for p in parse_lock(tar.extractfile(name).read().decode())]
+            for name in TENSORFLOW_BUILD
+        }
+    for role, script in user_data.items():
+        assigned = [v.strip('"') for v in re.findall(r"^LOCK_FILE=(\S*)", script, re.M)]
+        assert (assigned[-1] or None) == HOST_LOCKS[role], f"{role} installs {assigned[-1]!r}"
+        assert re.findall(r"\bpip3?\"? install .*", script) == PIP_INSTALLS, role
+        assert "PIP_EXTRA" not in script, role
+        if HOST_LOCKS[role]:
+            names = locks[HOST_LOCKS[role]]
+            builds = {n for n in names if n in {"tensorflow", "tensorflow-cpu"}}
+            assert builds == TENSORFLOW_BUILD[HOST_LOCKS[role]], f"{role}: {builds}"
+    assert [n for n in locks["requirements/gpu.lock"] if n.startswith("nvidia-cudnn-cu")]
 
 
 def host_functions(script: str, names: list[str]) -> str:
@@ -204,7 +252,7 @@ def test_host_deploy_checks_sha_and_rolls_back(
     script.write_text(
         "set -euo pipefail\n"
         f"RELEASES={tmp_path}/releases\nAPP_DIR={tmp_path}/app\nROLE=app\n"
-        f"RELEASE_STORE={store}\nNEEDS_VENV=0\nSERVICES=()\n"
+        f'RELEASE_STORE={store}\nLOCK_FILE=""\nSERVICES=()\n'
         "systemctl() { :; }\n"  # no services on this machine
         "configure() { :; }\nhealth() { [[ -f $APP_DIR/pyproject.toml ]]; }\n"
         f"{functions}\n"
@@ -224,7 +272,7 @@ def test_host_deploy_checks_sha_and_rolls_back(
     first = run(commit, sha)
     assert first.returncode == 0, first.stdout + first.stderr
     assert os.readlink(current).endswith(f"/releases/{commit}")
-    assert (current / "requirements.lock").is_file()
+    assert (current / "requirements/cpu.lock").is_file()
 
     tampered = run(broken_id, sha)  # the artifact does not match the digest given
     assert tampered.returncode == 1 and "does not match its sha256" in tampered.stdout
