@@ -135,32 +135,47 @@ def test_who_promotes_must_be_known(store, check_dir, monkeypatch, capsys):
     assert store.promotions()[0]["by"] == "carol"
 
 
-def test_without_data_versions_trained_on_other_data_are_refused(store, capsys):
-    argv = ["good-2", "--store", str(store.root), "--backend", "keras", "--reason", "x"]
-    assert promote.main([*argv, "--by", "alice"]) == 2
-    assert "give --data DIR" in capsys.readouterr().err
-    assert store.current_version() == "good-1"
-
-
-def test_without_data_the_shared_held_out_patients_are_used(tmp_path, models, capsys):
-    """Both cards trained on one folder with one split: its held-out test patients are fair."""
-    from tests.model.conftest import make_folder
-
-    data = make_folder(tmp_path / "xrays" / "train", 10, 10).parent
-    facts = {"path": str(data), "splits": {}, "split": {"seed": 7, "test_fraction": 0.3}}
+def store_trained_on(tmp_path, models, facts_a: dict, facts_b: dict) -> LocalStore:
+    """tiny-a current and tiny-b candidate, their cards naming the given training data."""
     store = LocalStore(tmp_path / "store")
-    for name, src in (("tiny-a", models["bad-1"]), ("tiny-b", models["bad-1"])):
-        version = renamed(src, tmp_path / name, name)
+    for name, facts in (("tiny-a", facts_a), ("tiny-b", facts_b)):
+        version = renamed(models["bad-1"], tmp_path / name, name)
         card = json.loads((version / "model_card.json").read_text())
         card["training_data"].update(facts)
         (version / "model_card.json").write_text(json.dumps(card))
         store.publish(version) if name == "tiny-a" else store.add(version)
+    return store
+
+
+def kermany(tmp_path):
+    from tests.model.conftest import make_folder
+
+    return make_folder(tmp_path / "xrays" / "train", 10, 10).parent
+
+
+def test_without_data_versions_trained_on_other_splits_are_refused(tmp_path, models, capsys):
+    data = kermany(tmp_path)
+    facts = {"path": str(data), "splits": {}, "split": {"seed": 7, "test_fraction": 0.3}}
+    other = {**facts, "split": {"seed": 8, "test_fraction": 0.3}}
+    store = store_trained_on(tmp_path, models, facts, other)
+    argv = ["tiny-b", "--store", str(store.root), "--backend", "keras", "--reason", "x"]
+    assert promote.main([*argv, "--by", "alice"]) == 2
+    err = capsys.readouterr().err
+    assert "not trained on the same data and split" in err and "give --data DIR" in err
+    assert store.current_version() == "tiny-a" and store.promotions() == []
+
+
+def test_without_data_the_shared_held_out_patients_are_used(tmp_path, models, capsys):
+    """Both cards trained on one folder with one split: its held-out test patients are fair."""
+    from model.training.data import splits_from_card
+
+    data = kermany(tmp_path)
+    facts = {"path": str(data), "splits": {}, "split": {"seed": 7, "test_fraction": 0.3}}
+    store = store_trained_on(tmp_path, models, facts, facts)
     argv = ["tiny-b", "--store", str(store.root), "--backend", "keras", "--reason", "same data"]
     assert promote.main([*argv, "--by", "alice"]) == 0
     record = store.promotions()[0]
     assert record["data"].startswith("held-out test patients of xrays")
-    from model.training.data import splits_from_card
-
     held_out = splits_from_card(data, {"training_data": facts})["test"]
     assert record["comparison"]["candidate"]["images"] == len(held_out)
     assert "seed 7" in capsys.readouterr().out
