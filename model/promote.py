@@ -125,7 +125,6 @@ def same_training_data(a: dict, b: dict) -> bool:
 def score(store, version: str, backend: str, paths, labels, settings, bootstrap: int) -> dict:
     """One version's figures on the images, as a worker serves it (backend, calibration,
     threshold)."""
-    from model import preprocess
     from model.evaluate import TARGET_SENSITIVITY, metrics_with_intervals
     from model.serving.predictor import load_predictor
 
@@ -142,7 +141,7 @@ def score(store, version: str, backend: str, paths, labels, settings, bootstrap:
     size = predictor.input_size
     probs = []
     for i in range(0, len(paths), 32):
-        batch = [preprocess.prepare(Path(p).read_bytes(), size) for p in paths[i : i + 32]]
+        batch = [_pixels(Path(p), size) for p in paths[i : i + 32]]
         probs.append(predictor.predict(np.stack(batch)))
     target = (predictor.card.get("metrics") or {}).get(
         "threshold_target_sensitivity", TARGET_SENSITIVITY
@@ -159,6 +158,20 @@ def score(store, version: str, backend: str, paths, labels, settings, bootstrap:
         "backend": predictor.backend,
         "ci95": m["ci95"],
     }
+
+
+def _pixels(path: Path, size: int) -> np.ndarray:
+    """One X-ray as the worker prepares it; an unreadable one stops the comparison (a score
+    without it would not be on the same images for both versions)."""
+    from model import preprocess
+
+    try:
+        return preprocess.prepare(path.read_bytes(), size)
+    except (preprocess.PreprocessError, OSError) as exc:
+        raise PromoteError(
+            f"an image in {path.parent.name}/ cannot be read ({type(exc).__name__}): remove it "
+            "or export the set again; nothing changed"
+        ) from exc
 
 
 def shortfalls(candidate: dict, current: dict | None, tolerance: dict) -> list[str]:

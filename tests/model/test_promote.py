@@ -189,3 +189,12 @@ def test_promoting_the_current_version_changes_nothing(store, check_dir, capsys)
 def test_an_unknown_version_is_a_clear_error(store, check_dir, capsys):
     assert run(store, check_dir, "nope-9", "--reason", "x") == 2
     assert "nope-9 is not in" in capsys.readouterr().err
+
+
+def test_an_unreadable_image_is_a_clear_error_and_nothing_changes(store, tmp_path, capsys):
+    check = write_check_images(tmp_path / "check", n=4)
+    (check / "PNEUMONIA" / "patient-name.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert run(store, check, "good-2", "--reason", "x") == 2
+    err = capsys.readouterr().err
+    assert "an image in PNEUMONIA/ cannot be read" in err and "patient-name" not in err
+    assert store.current_version() == "good-1" and store.promotions() == []
