@@ -273,6 +273,10 @@ def promote(args, settings) -> int:
         for role, v in (("candidate", version), ("current", previous))
     }
     print(side_by_side({"candidate": version, "current": previous}, cards, figures))
+    for role, card in cards.items():
+        manifest = ((card or {}).get("training_data") or {}).get("manifest_sha256")
+        if manifest:
+            print(f"{role} trained on data manifest sha256 {manifest}")
     tolerance = {"auc": args.max_auc_drop, "sensitivity": args.max_sensitivity_drop}
     print(f"tolerance: ROC AUC may drop {tolerance['auc']}, sensitivity {tolerance['sensitivity']}")
     worse = shortfalls(figures["candidate"], figures["current"], tolerance)

@@ -170,15 +170,19 @@ def test_without_data_the_shared_held_out_patients_are_used(tmp_path, models, ca
     from model.training.data import splits_from_card
 
     data = kermany(tmp_path)
-    facts = {"path": str(data), "splits": {}, "split": {"seed": 7, "test_fraction": 0.3}}
-    store = store_trained_on(tmp_path, models, facts, facts)
+    split = {"seed": 7, "test_fraction": 0.3}
+    facts = {"path": str(data), "split": split, "manifest_sha256": "ab" * 32}
+    # Another path to the same files (the manifest says so), e.g. synced to another disk.
+    same = {**facts, "path": str(tmp_path / "elsewhere")}
+    store = store_trained_on(tmp_path, models, same, facts)
     argv = ["tiny-b", "--store", str(store.root), "--backend", "keras", "--reason", "same data"]
     assert promote.main([*argv, "--by", "alice"]) == 0
     record = store.promotions()[0]
     assert record["data"].startswith("held-out test patients of xrays")
     held_out = splits_from_card(data, {"training_data": facts})["test"]
     assert record["comparison"]["candidate"]["images"] == len(held_out)
-    assert "seed 7" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "seed 7" in out and f"candidate trained on data manifest sha256 {'ab' * 32}" in out
 
 
 def test_promoting_the_current_version_changes_nothing(store, check_dir, capsys):
