@@ -139,3 +139,12 @@ def test_reserved_names_are_not_versions(tmp_path, runs):
     for name in ("promotions", "current"):
         with pytest.raises(StoreError):
             LocalStore(tmp_path / "s").add(runs[0], name)
+
+
+def test_model_publish_to_s3_adds_candidates_after_the_first(s3, runs, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.chdir(tmp_path)  # open_store caches under var/model-cache
+    assert publish_cli.publish(runs[0], "s3://models/prod") == "v1"
+    assert publish_cli.publish(runs[1], "s3://models/prod") == "v2"
+    store = S3Store("s3://models/prod", tmp_path / "c", client=s3)
+    assert store.current_version() == "v1" and store.versions() == ["v1", "v2"]
