@@ -47,7 +47,7 @@ format: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-model: venv ## train, evaluate and publish the local ResNet50 (about 20 minutes on 2 cores)
+model: venv ## train, evaluate, publish the local ResNet50 (a candidate once one is served: model.promote)
 	$(PY) -m model.train --recipe local-cpu --data $(DATA) --publish var/models
 
 bench: system venv ## benchmarks: inference backends and the full pipeline

@@ -3,9 +3,11 @@
 The inference worker reads ``input_size`` (it resizes to it) and ``threshold`` (its decision
 rule); the UI shows the rest. The keys in :data:`REQUIRED` are that contract.
 
-``files`` holds the SHA-256 of the model file, written with the card: the worker refuses to
-serve a version whose file does not match it (a truncated copy, a swapped or tampered file)
-and keeps serving the version it has.
+``files`` holds the SHA-256 of each file a worker relies on (:data:`SERVED_FILES` present
+beside the model: the model, the ``quality.npz`` check set, int8 calibration images), written
+with the card: the worker refuses to serve a version whose files do not match it (a
+truncated copy, a swapped or tampered file) and keeps serving the version it has. The store
+fetches exactly these files for a worker.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def hardware() -> str:
 
 MODEL_FILE = "model.keras"
 FILES = "files"
+# What serving reads of a version: the model, the backend check set, int8 calibration images.
+SERVED_FILES = (MODEL_FILE, "quality.npz", "calibration.npz")
 
 
 class ChecksumMismatch(ValueError):
@@ -110,8 +114,11 @@ def sha256_of(path: Path) -> str:
 
 
 def checksums(model_dir: Path) -> dict:
-    """The ``files`` entry of a card: ``{"model.keras": {"sha256": ...}}``."""
-    return {MODEL_FILE: {"sha256": sha256_of(Path(model_dir) / MODEL_FILE)}}
+    """The ``files`` entry of a card: ``{"model.keras": {"sha256": ...}, ...}`` for each of
+    :data:`SERVED_FILES` present (the model always)."""
+    model_dir = Path(model_dir)
+    present = [n for n in SERVED_FILES if n == MODEL_FILE or (model_dir / n).is_file()]
+    return {name: {"sha256": sha256_of(model_dir / name)} for name in present}
 
 
 def verify_files(model_dir: Path, card: dict) -> None:

@@ -20,9 +20,11 @@ Reliability, in the manner of rq's worker:
 - SIGTERM/SIGINT finish the batch in hand, then the worker exits;
 - a heartbeat says the worker is alive, its state and the model version it serves, and trims
   the stream below what the group acknowledged (never a pending or undelivered job);
-- the model is loaded once, then reloaded only when the store's ``current`` pointer moves; a
-  version whose file does not match its card's checksum is refused and the worker keeps
-  serving the one it has;
+- the model is loaded once, then reloaded only when the store's ``current`` pointer moves
+  (``python -m model.promote``); a version whose files do not match its card's checksums is
+  refused and the worker keeps serving the one it has;
+- the card it publishes for the API and UI carries the promotion record that made its version
+  current and the store's promotion history (:func:`served_card`), refreshed as it changes;
 - a probability that is not a number in [0, 1] fails its job with the reason, never "Normal".
 
 Any number of workers, on any hosts, share one consumer group.
@@ -58,6 +60,8 @@ from model.serving.settings import WorkerSettings
 from model.store import StoreError, open_store
 
 log = logging.getLogger("model.inference")
+
+HISTORY_LIMIT = 20  # promotion records shown with the served card, newest first
 
 # Shown to the doctor beside the file name. The API checks only an upload's structure (it does
 # not decode pixels twice: pneumonia_api/images.py), so this is where damage inside the
@@ -100,6 +104,7 @@ class Worker:
         self.predictor: Predictor | None = None
         self.state, self.detail = "no-model", "no model loaded yet"
         self._failed_version: str | None = None
+        self._records: list[dict] = []  # the store's promotion records, newest first
         self._next_poll = self._next_beat = 0.0
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(
@@ -274,28 +279,44 @@ class Worker:
         seconds = time.perf_counter() - t0
         self.state_detail("ready", f"serving {version}")
         metrics.model_loaded(version, seconds)
+        self._records = self._promotions() or self._records
         with contextlib.suppress(redis.RedisError):
-            self.served.publish(served_card(predictor.card))
+            self.served.publish(served_card(predictor.card, self._records))
         log.info(
             "serving model %s (%s backend, loaded in %.1fs)", version, predictor.backend, seconds
         )
         self.beat(force=True)
 
     def _refresh_card(self, version: str) -> None:
-        """Show external evaluations recorded in the served version's card since it loaded.
+        """Show what changed in the store since the served version loaded: external
+        evaluations in its card, and promotion records (another version promoted or rolled
+        back, as long as this worker has not reloaded yet).
 
-        ``python -m model.evaluate`` adds them to the card in the store; the model itself is
-        unchanged, so only the card the API and UI read is republished.
+        ``python -m model.evaluate`` adds evaluations to the card in the store and
+        ``python -m model.promote`` adds records; the model itself is unchanged, so only the
+        card the API and UI read is republished.
         """
+        card, changed = self.predictor.card, False
+        records = self._promotions()
+        if records is not None and records != self._records:
+            self._records, changed = records, True
         try:
             found = self.store.card(version).get("external_evaluations")
         except (StoreError, OSError, ValueError):
-            return
-        card = self.predictor.card
+            found = None
         if found and found != card.get("external_evaluations"):
-            card["external_evaluations"] = found
+            card["external_evaluations"], changed = found, True
+        if changed:
             with contextlib.suppress(redis.RedisError):
-                self.served.publish(served_card(card))
+                self.served.publish(served_card(card, self._records))
+
+    def _promotions(self) -> list[dict] | None:
+        """The store's promotion records, newest first; None when unreadable just now."""
+        try:
+            return self.store.promotions()
+        except Exception as exc:  # S3 or disk trouble: keep showing the history we have
+            log.warning("promotion history unreadable: %s", exc)
+            return None
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -488,12 +509,22 @@ class Worker:
             self.queue.retry(job.entry_id, rec.id, reason)
 
 
-def served_card(card: dict) -> dict:
-    """The card as the API and UI get it: without the input check's bulky parameters."""
+def served_card(card: dict, records: list[dict] | None = None) -> dict:
+    """The card as the API and UI get it: without the input check's bulky parameters, with
+    ``promotion`` (the newest record that made this version current; absent if none, e.g. a
+    first publish) and ``history`` (the store's promotion records, newest first, at most
+    :data:`HISTORY_LIMIT`)."""
+    out = dict(card)
     check = card.get("input_check")
-    if not isinstance(check, dict) or "params" not in check:
-        return card
-    return {**card, "input_check": {k: v for k, v in check.items() if k != "params"}}
+    if isinstance(check, dict) and "params" in check:
+        out["input_check"] = {k: v for k, v in check.items() if k != "params"}
+    records = records or []
+    promotion = next((r for r in records if r.get("version") == card.get("version")), None)
+    out.pop("promotion", None)
+    if promotion is not None:
+        out["promotion"] = promotion
+    out["history"] = records[:HISTORY_LIMIT]
+    return out
 
 
 def _timed(fn, batch):

@@ -1,12 +1,14 @@
-"""``python -m model.publish``: put a trained model into the model store, or roll back.
+"""``python -m model.publish``: put a trained run into the model store as a *candidate*.
 
     python -m model.publish --model var/runs/<version> --store var/models
     python -m model.publish --model DIR --store s3://bucket/models
-    python -m model.publish --store var/models --rollback <version>
-    python -m model.publish --store var/models --list
 
-Publishing copies the version in completely before moving the ``current`` pointer (see
-:mod:`model.store`), so workers polling the store never load a half-written model.
+The version lands complete with every artefact of its run (model, card, evaluation, history,
+log, plots, ``quality.npz``: :data:`model.store.ARTEFACTS`), but ``current`` does not move:
+``python -m model.promote VERSION --reason TEXT`` compares it with the served version and
+moves the pointer (rollback is the same command with an older version). One exception: a
+store with no current version at all (a fresh install, ``make model`` the first time) gets
+its first version as current, so that something is served.
 """
 
 from __future__ import annotations
@@ -21,22 +23,30 @@ from model.store import CARD_FILE, StoreError, open_store
 
 log = logging.getLogger(__name__)
 
+PROMOTE_HINT = "python -m model.promote VERSION --reason TEXT (see --list)"
+
 
 def publish(model_dir: str | Path, store_uri: str, version: str | None = None) -> str:
-    """Publish ``model_dir`` (model.keras + model_card.json) and make it ``current``."""
+    """Add ``model_dir`` as a candidate version; current only if the store has none yet."""
     store = open_store(str(store_uri))
-    published = store.publish(Path(model_dir), version)
-    log.info("published %s to %s (now current)", published, store_uri)
+    published = store.add(Path(model_dir), version)
+    if store.current_version() is None:
+        store.set_current(published)
+        log.info(
+            "published %s to %s: the store had no current version, so it is current now "
+            "(a fresh install serves something); later versions are candidates",
+            published,
+            store_uri,
+        )
+    else:
+        log.info(
+            "published %s to %s as a candidate (current stays %s); to serve it: %s",
+            published,
+            store_uri,
+            store.current_version(),
+            PROMOTE_HINT.replace("VERSION", published),
+        )
     return published
-
-
-def rollback(store_uri: str, version: str) -> str:
-    """Point ``current`` back at a version already in the store."""
-    store = open_store(str(store_uri))
-    if version not in store.versions():
-        raise StoreError(f"{version} is not in {store_uri}: {store.versions()}")
-    store.set_current(version)
-    return version
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,27 +54,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, help="directory holding model.keras and " + CARD_FILE)
     p.add_argument("--store", default="var/models", help="local path or s3://bucket/prefix")
     p.add_argument("--version", default=None, help="override the card's version")
-    p.add_argument("--rollback", metavar="VERSION", help="make an existing VERSION current")
-    p.add_argument("--list", action="store_true", help="list versions, marking the current one")
+    # Kept only to point the old habits at the one way to move `current`.
+    p.add_argument("--rollback", metavar="VERSION", help=argparse.SUPPRESS)
+    p.add_argument("--list", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.rollback or args.list:
+        what = f"{args.rollback} --reason TEXT" if args.rollback else "--list"
+        print(
+            f"error: model.publish no longer moves or lists `current`; use "
+            f"python -m model.promote {what} --store {args.store}",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.model:
+        p.error("give --model DIR (a training run's output)")
     try:
-        if args.list:
-            store = open_store(args.store)
-            current = store.current_version()
-            for v in store.versions():
-                print(("* " if v == current else "  ") + v)
-        elif args.rollback:
-            print(f"current -> {rollback(args.store, args.rollback)}")
-        elif args.model:
-            version = publish(args.model, args.store, args.version)
-            card = json.loads((args.model / CARD_FILE).read_text())
-            print(f"current -> {version} (threshold {card.get('threshold')})")
-        else:
-            p.error("give --model DIR, --rollback VERSION or --list")
+        version = publish(args.model, args.store, args.version)
+        current = open_store(args.store).current_version()
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    card = json.loads((args.model / CARD_FILE).read_text())
+    if current == version:
+        print(f"current -> {version} (threshold {card.get('threshold')})")
+    else:
+        print(f"candidate {version} (threshold {card.get('threshold')}); current stays {current}")
     return 0
 
 

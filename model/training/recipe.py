@@ -3,6 +3,8 @@
 Sections, in the order a run goes through them: Data (:mod:`model.training.pipelines`) ->
 Model and Train (:mod:`model.training.fit`) -> Evaluate (:mod:`model.training.results`) ->
 Publish (:mod:`model.publish`). :func:`run` is that order, for one :class:`TrainConfig`.
+Publishing adds the run to the store as a *candidate* with all its artefacts;
+``python -m model.promote`` decides whether it is served (except in an empty store).
 
 Two recipes share this code:
 - **from scratch** (``--weights none``, the local CPU model): everything trains, Adam at 1e-3
@@ -42,6 +44,7 @@ def run(config: TrainConfig) -> Path:
         save_for_serving,
         stopped_by,
         summary,
+        write_quality_set,
     )
 
     resolve_root(config.data)  # no data: say where to get it before creating anything
@@ -65,7 +68,10 @@ def run(config: TrainConfig) -> Path:
         card = build_card(config, sha, root, splits, report, epochs_run, fit_seconds, gpu)
         card["stopped_by"] = stopped_by(config, history, epochs_run)
         card["input_check"] = fit_input_check(pipelines, config.img_size)
-        model_card.write(card, out)
+        card["quality_check_set"] = write_quality_set(
+            splits["val"], config.img_size, out / "quality.npz"
+        )
+        model_card.write(card, out)  # checksums the model and quality.npz
         (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
         (out / "history.json").write_text(json.dumps(jsonable(history), indent=2) + "\n")
         (out / "checkpoint.keras").unlink(missing_ok=True)  # model.keras is the best
@@ -79,7 +85,7 @@ def run(config: TrainConfig) -> Path:
         if config.publish:
             from model.publish import publish
 
-            reporter.update(phase="publishing", message=f"publishing {version}")
+            reporter.update(phase="publishing", message=f"publishing {version} as a candidate")
             publish(out, config.publish)
         reporter.update(phase="done", ratio=1.0, eta_seconds=0, message=f"model {version} ready")
     except BaseException as exc:

@@ -85,6 +85,28 @@ def fit_input_check(pipelines, size: int, limit: int = 3000) -> dict:
     }
 
 
+QUALITY_IMAGES = 256  # the worker's QUALITY_CHECK_IMAGES default
+
+
+def write_quality_set(split, size: int, path: Path, n: int = QUALITY_IMAGES) -> dict:
+    """The ``quality.npz`` check set shipped with the version: up to ``n`` validation X-rays.
+
+    ``INFERENCE_BACKEND=auto`` (model/serving/selection.py) scores each backend on it, so a
+    worker without the training data (every AWS worker) can still check reduced precision.
+    Validation images, never test ones: the held-out figures stay untouched. One channel of
+    uint8 pixels at the model's input size, through the serving preprocessing.
+    """
+    import numpy as np
+
+    from model.training.data import load_image
+
+    order = np.random.default_rng(0).permutation(len(split.paths))[:n]
+    images = np.stack([load_image(split.paths[i], size)[..., 0] for i in order])
+    labels = np.asarray([split.labels[i] for i in order], np.int64)
+    np.savez_compressed(path, images=images, labels=labels)
+    return {"file": path.name, "images": len(labels), "pneumonia": int(labels.sum())}
+
+
 def stopped_by(config: TrainConfig, history: dict, epochs_run: int) -> str:
     """Why training ended: the epoch ceiling, early stopping (patience) or the time budget."""
     if epochs_run >= config.total_epochs:

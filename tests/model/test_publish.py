@@ -21,25 +21,25 @@ def two_models(tmp_path_factory):
     )
 
 
-def test_publish_moves_current_and_rollback_moves_it_back(tmp_path, two_models):
+def test_the_first_publish_is_current_and_later_ones_are_candidates(tmp_path, two_models, capsys):
     a, b = two_models
     store_dir = tmp_path / "store"
     assert publish_cli.main(["--model", str(a), "--store", str(store_dir)]) == 0
+    assert "current -> 20261123T1200Z-aaaaaaa" in capsys.readouterr().out
     assert publish_cli.main(["--model", str(b), "--store", str(store_dir)]) == 0
+    assert "candidate 20261123T1300Z-bbbbbbb" in capsys.readouterr().out
     store = open_store(str(store_dir))
     assert store.versions() == ["20261123T1200Z-aaaaaaa", "20261123T1300Z-bbbbbbb"]
-    assert store.current_version() == "20261123T1300Z-bbbbbbb"
-    assert (
-        publish_cli.main(["--store", str(store_dir), "--rollback", "20261123T1200Z-aaaaaaa"]) == 0
-    )
-    assert store.current_version() == "20261123T1200Z-aaaaaaa"
-    assert store.card("20261123T1200Z-aaaaaaa")["version"] == "20261123T1200Z-aaaaaaa"
+    assert store.current_version() == "20261123T1200Z-aaaaaaa"  # b waits for model.promote
+    assert store.card("20261123T1300Z-bbbbbbb")["version"] == "20261123T1300Z-bbbbbbb"
 
 
-def test_rollback_to_an_unknown_version_is_refused(tmp_path, two_models, capsys):
+def test_publish_no_longer_rolls_back_and_points_to_promote(tmp_path, two_models, capsys):
     publish_cli.publish(two_models[0], str(tmp_path / "s"))
-    assert publish_cli.main(["--store", str(tmp_path / "s"), "--rollback", "nope"]) == 2
-    assert "not in" in capsys.readouterr().err
+    publish_cli.publish(two_models[1], str(tmp_path / "s"))
+    argv = ["--store", str(tmp_path / "s"), "--rollback", "20261123T1300Z-bbbbbbb"]
+    assert publish_cli.main(argv) == 2
+    assert "python -m model.promote 20261123T1300Z-bbbbbbb --reason" in capsys.readouterr().err
     assert LocalStore(tmp_path / "s").current_version() == "20261123T1200Z-aaaaaaa"
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from model import card, evaluate, train
+from model.serving import selection
 from model.store import LocalStore
 from model.training.recipe import run
 from tests.model.conftest import make_folder
@@ -96,12 +97,20 @@ def test_evaluation_json_and_plots(trained):
 
 
 @pytest.mark.slow
-def test_it_was_published(trained):
+def test_it_was_published_with_its_artefacts_and_check_set(trained):
     root, out = trained
     store = LocalStore(root / "store")
-    version = json.loads((out / "model_card.json").read_text())["version"]
-    assert store.current_version() == version
-    assert (store.fetch(version) / "model.keras").is_file()
+    model_card = json.loads((out / "model_card.json").read_text())
+    version = model_card["version"]
+    assert store.current_version() == version  # the first version of an empty store
+    published = {p.name for p in store.fetch(version).iterdir()}
+    assert {"model.keras", "model_card.json", "evaluation.json", "history.json", "train.log",
+            "roc_pr_val.png", "quality.npz"} <= published  # fmt: skip
+    assert "checkpoint.keras" not in published
+    assert set(model_card["files"]) == {"model.keras", "quality.npz"}
+    images, labels = selection.check_set(store.fetch(version), model_card, 32, None, 256)
+    assert len(labels) == model_card["quality_check_set"]["images"] > 0
+    assert images.shape[1:] == (32, 32, 3) and 0 < labels.sum() < len(labels)
 
 
 @pytest.mark.slow
