@@ -25,6 +25,7 @@ cached as uint8 (lossless: ``prepare`` returns whole numbers) so each JPEG is de
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -42,6 +43,7 @@ from model.datasets import CLASSES, EXTENSIONS  # label 0, label 1: pneumonia is
 log = logging.getLogger("model.train")  # one name for a run's whole train.log
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest_xray_224"
 DATA_ENV = "PNEUMONIA_DATA"
+CACHE_ENV = "DATASET_CACHE"  # where --data s3://... is synced to
 WHERE_TO_GET = (
     "Get the Kermany et al. chest X-rays (Mendeley Data v2, doi:10.17632/rscbjbr9sj.2, CC BY 4.0) "
     "and pass --data DIR (or set PNEUMONIA_DATA) pointing at a folder holding train/ (or test/, "
@@ -83,11 +85,34 @@ class Split:
 
 
 def resolve_root(data: str | os.PathLike | None) -> Path:
-    """The data folder: the argument, else $PNEUMONIA_DATA, else the shared copy; or say where."""
-    root = Path(data or os.environ.get(DATA_ENV) or DEFAULT_DATA).expanduser()
+    """The data folder: the argument, else $PNEUMONIA_DATA, else the shared copy; or say where.
+
+    An ``s3://bucket/prefix`` data set is synced into a local cache first (:func:`synced`).
+    """
+    source = data or os.environ.get(DATA_ENV) or DEFAULT_DATA
+    if str(source).startswith("s3://"):
+        return synced(str(source))
+    root = Path(source).expanduser()
     if not root.is_dir():
         raise DataError(f"no data at {root}. {WHERE_TO_GET}")
     return root
+
+
+@functools.cache
+def synced(uri: str) -> Path:
+    """A data set in S3, synced into $DATASET_CACHE/<bucket>/<prefix> (default var/datasets).
+
+    Once per process (a run resolves its data more than once). The cache belongs to the sync,
+    so images its manifest does not list are removed (``--delete``).
+    """
+    bucket, prefix = datasets.split_uri(uri)
+    target = Path(os.environ.get(CACHE_ENV, "var/datasets")) / bucket / prefix
+    try:
+        done = datasets.sync(uri, target, delete=True)
+    except datasets.DatasetError as exc:
+        raise DataError(f"cannot sync the training data from {uri}: {exc}") from None
+    log.info("data set %s synced from %s into %s", done["sha256"], uri, target)
+    return target
 
 
 def verify_files(root: Path, paths: list[str]) -> str | None:

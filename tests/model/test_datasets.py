@@ -232,3 +232,37 @@ def test_make_data_upload_puts_the_folder_in_the_store(s3_endpoint, s3, store, k
     prefix = store.split("/", 3)[3]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
     assert keys == {f"{prefix}/{p}" for p in [*images(kermany), MANIFEST]}
+
+
+def test_training_from_an_s3_data_set_syncs_it_first(
+    s3_endpoint, store, kermany, tmp_path, monkeypatch
+):
+    """`model.train --data s3://...` trains on a checked local copy of the data set."""
+    from model.training import data
+
+    assert cli(s3_endpoint, "upload", kermany, store).returncode == 0
+    for name, value in aws_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATASET_CACHE", str(tmp_path / "cache"))
+    root = data.resolve_root(store)
+    assert root.is_relative_to(tmp_path / "cache") and images(root) == images(kermany)
+    assert data.manifest_sha256(root) == hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest()
+
+
+def test_training_from_an_s3_data_set_stops_on_a_bad_file(
+    s3_endpoint, s3, store, kermany, tmp_path
+):
+    assert cli(s3_endpoint, "upload", kermany, store).returncode == 0
+    bad = sorted(images(kermany))[1]
+    s3.put_object(Bucket=BUCKET, Key=f"{store.split('/', 3)[3]}/{bad}", Body=b"swapped")
+    env = {**aws_env(s3_endpoint), "DATASET_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "model.train", "--data", store, "--output", tmp_path / "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"cannot sync the training data from {store}: {bad}:" in proc.stderr
+    assert not (tmp_path / "run" / "model.keras").exists()
