@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_LOCK := requirements/dev.lock
 DATA ?= ../shared/data/chest_xray_224
 
-.PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock release deploy
+.PHONY: help up down test test-fast lint format model bench screenshots system venv clean lock release deploy data-upload
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ release: ## pack a commit (REF=, default HEAD) with its lock files into the AWS 
 
 deploy: ## roll RELEASE=<commit> over the AWS boxes in place, tier by tier (ACTION=configure re-reads secrets)
 	@bash scripts/deploy.sh
+
+data-upload: ## put DATA=<Kermany folder> in the data set store the GPU box syncs (DATA_STORE= overrides terraform output)
+	@DATA='$(DATA)' DATA_STORE='$(DATA_STORE)' PY='$(PY)' bash scripts/data_upload.sh
 
 clean: ## remove generated files (models and Redis data under var/ are kept)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -40,7 +40,8 @@ def parser(base: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     add(
         "--data",
         default=base.data,
-        help="Kermany-layout folder (default $PNEUMONIA_DATA or ../shared/data/chest_xray_224)",
+        help="Kermany-layout folder (default $PNEUMONIA_DATA or ../shared/data/chest_xray_224), "
+        "or an s3://bucket/prefix data set, synced into $DATASET_CACHE first",
     )
     add(
         "--weights",

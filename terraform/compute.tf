@@ -83,6 +83,7 @@ locals {
     templatefile("${path.module}/templates/ml.sh.tftpl", {
       redis_host        = local.hostnames.app
       model_store       = local.model_store
+      data_store        = local.dataset_store
       nvidia_driver     = var.nvidia_driver
       idle_stop_minutes = var.ml_idle_stop_minutes
     }),

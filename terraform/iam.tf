@@ -5,7 +5,7 @@
 #            unlike AmazonSSMManagedInstanceCore, reads no parameter), the release
 #            parameter and artifacts, its own log groups
 # app        its secrets; reads the model bucket
-# ml         its secrets; reads and writes the model bucket
+# ml         its secrets; reads and writes the model bucket; reads the training data set
 # worker     its secrets; reads the model bucket
 # ui         its secrets
 # monitoring its secret; ec2:DescribeInstances for Prometheus discovery; publishes alerts
@@ -196,6 +196,16 @@ data "aws_iam_policy_document" "instance" {
       sid       = contains(local.bucket_writers, each.key) ? "ReadWriteModels" : "ReadModels"
       actions   = contains(local.bucket_writers, each.key) ? ["s3:GetObject", "s3:PutObject"] : ["s3:GetObject"]
       resources = ["${local.models_bucket_arn}/models/*"]
+    }
+  }
+
+  # The training data set (datasets.tf): read only, by the trainer only.
+  dynamic "statement" {
+    for_each = contains(local.dataset_readers, each.key) ? [1] : []
+    content {
+      sid       = "ReadTrainingData"
+      actions   = ["s3:GetObject"]
+      resources = [local.dataset_arn]
     }
   }
 

@@ -98,6 +98,11 @@ output "model_store" {
   value       = local.model_store
 }
 
+output "dataset_store" {
+  description = "Where `make data-upload` puts the training data set and the ml box's training unit syncs it from (s3://<model bucket>/datasets/chest_xray)."
+  value       = local.dataset_store
+}
+
 output "archive_bucket" {
   description = "Name of the X-ray archive bucket, or null when enable_archive_bucket is false."
   value       = var.enable_archive_bucket ? aws_s3_bucket.this["archive"].id : null

@@ -12,6 +12,12 @@ lungs on both sides and inflates validation AUC; here a patient is in exactly on
 Why stratify: 26 % of the images are NORMAL, and the validation split has to hold enough of
 them for the specificity (and the threshold chosen on it) to mean anything.
 
+Why a manifest: where the folder holds ``MANIFEST.sha256`` (a data set synced from S3 by
+:mod:`model.datasets`), every file a run reads is checked against it first, so a corrupted or
+swapped image stops training with its name, and the card records which data set version
+(the manifest's sha256) the model learnt from. A folder without one still trains (local
+work on ../shared/data), logged as unverified and recorded as ``manifest_sha256: null``.
+
 Why pixels go through :func:`model.preprocess.prepare`: the inference worker calls the same
 function, so the tensor learnt from is the tensor served. The decoded, resized images are
 cached as uint8 (lossless: ``prepare`` returns whole numbers) so each JPEG is decoded once.
@@ -19,21 +25,25 @@ cached as uint8 (lossless: ``prepare`` returns whole numbers) so each JPEG is de
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import random
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from model import preprocess
+from model import datasets, preprocess
+from model.datasets import CLASSES, EXTENSIONS  # label 0, label 1: pneumonia is positive
 
-CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1: the positive class is pneumonia
-EXTENSIONS = (".jpeg", ".jpg", ".png")
+log = logging.getLogger("model.train")  # one name for a run's whole train.log
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "chest_xray_224"
 DATA_ENV = "PNEUMONIA_DATA"
+CACHE_ENV = "DATASET_CACHE"  # where --data s3://... is synced to
 WHERE_TO_GET = (
     "Get the Kermany et al. chest X-rays (Mendeley Data v2, doi:10.17632/rscbjbr9sj.2, CC BY 4.0) "
     "and pass --data DIR (or set PNEUMONIA_DATA) pointing at a folder holding train/ (or test/, "
@@ -75,11 +85,70 @@ class Split:
 
 
 def resolve_root(data: str | os.PathLike | None) -> Path:
-    """The data folder: the argument, else $PNEUMONIA_DATA, else the shared copy; or say where."""
-    root = Path(data or os.environ.get(DATA_ENV) or DEFAULT_DATA).expanduser()
+    """The data folder: the argument, else $PNEUMONIA_DATA, else the shared copy; or say where.
+
+    An ``s3://bucket/prefix`` data set is synced into a local cache first (:func:`synced`).
+    """
+    source = data or os.environ.get(DATA_ENV) or DEFAULT_DATA
+    if str(source).startswith("s3://"):
+        return synced(str(source))
+    root = Path(source).expanduser()
     if not root.is_dir():
         raise DataError(f"no data at {root}. {WHERE_TO_GET}")
     return root
+
+
+@functools.cache
+def synced(uri: str) -> Path:
+    """A data set in S3, synced into $DATASET_CACHE/<bucket>/<prefix> (default var/datasets).
+
+    Once per process (a run resolves its data more than once). The cache belongs to the sync,
+    so images its manifest does not list are removed (``--delete``).
+    """
+    bucket, prefix = datasets.split_uri(uri)
+    target = Path(os.environ.get(CACHE_ENV, "var/datasets")) / bucket / prefix
+    try:
+        done = datasets.sync(uri, target, delete=True)
+    except datasets.DatasetError as exc:
+        raise DataError(f"cannot sync the training data from {uri}: {exc}") from None
+    log.info("data set %s synced from %s into %s", done["sha256"], uri, target)
+    return target
+
+
+def verify_files(root: Path, paths: list[str]) -> str | None:
+    """Check the files a run will read against ``root``'s manifest; its sha256, or None.
+
+    Raises :class:`DataError` naming the first file that fails its hash, is missing, or is
+    not listed. Without a manifest the data is unverified: logged, and None for the card.
+    """
+    if not (root / datasets.MANIFEST).is_file():
+        log.warning(
+            "data unverified: %s has no %s (model.datasets sync writes one); the card "
+            "records manifest_sha256: null",
+            root,
+            datasets.MANIFEST,
+        )
+        return None
+    t0 = time.monotonic()
+    relative = [Path(p).relative_to(root).as_posix() for p in paths]
+    try:
+        sha = datasets.verify(root, relative)
+    except datasets.DatasetError as exc:
+        raise DataError(f"training data failed its manifest: {exc}") from None
+    log.info(
+        "data verified: %d files match %s (data set %s, %.1fs)",
+        len(relative),
+        datasets.MANIFEST,
+        sha,
+        time.monotonic() - t0,
+    )
+    return sha
+
+
+def manifest_sha256(root: str | os.PathLike) -> str | None:
+    """The sha256 of ``root``'s manifest (the data set version), None without one."""
+    path = Path(root) / datasets.MANIFEST
+    return datasets.digest(path.read_bytes()) if path.is_file() else None
 
 
 def patient_id(path: str | os.PathLike) -> str:

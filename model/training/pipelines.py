@@ -39,6 +39,7 @@ def load_data(config: TrainConfig, reporter):
         )
     for name, split in splits.items():
         log.info("%-5s %s (%d patients)", name, split.counts(), len(split.patients()))
+    data.verify_files(root, [p for split in splits.values() for p in split.paths])
     cache_dir = Path(tempfile.mkdtemp(prefix="cache-", dir=config.output))
     pipelines = {
         name: data.dataset(split, config.img_size, str(cache_dir / f"{name}-{_digest(split)}"))

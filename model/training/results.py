@@ -9,6 +9,7 @@ import keras
 
 from model import card as model_card
 from model.training.config import TrainConfig
+from model.training.data import manifest_sha256
 from model.training.fit import use_xla
 
 # What each split is for, in the card and the UI: only "test" and "shift_test" are held out.
@@ -174,6 +175,7 @@ def build_card(
             "name": model_card.DATA_NAME,
             "credit": model_card.DATA_CREDIT,
             "path": str(root),
+            "manifest_sha256": manifest_sha256(root),  # the data set version; None: unverified
             "splits": {k: v.counts() for k, v in splits.items() if v.paths},
             "split": {
                 "method": "by patient, stratified by class, seeded",

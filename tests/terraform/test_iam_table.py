@@ -89,3 +89,49 @@ def test_evaluator_sees_what_managed_core_policy_would_grant(boto, iam_view):
     with_core = {**docs["ui"], "managed:AmazonSSMManagedInstanceCore": core}
     assert not may_get(docs["ui"], arns["redis_password"])
     assert may_get(with_core, arns["redis_password"])
+
+
+# The training data set (terraform/datasets.tf): the trainer reads it; nobody's box writes it.
+DATASET_READERS = {"ml"}
+DATASET_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+
+
+@pytest.fixture(scope="module")
+def dataset_arns(boto):
+    """ARNs of a data set image and its manifest, in the applied stack's model bucket."""
+    bucket = next(
+        b["Name"] for b in boto("s3").list_buckets()["Buckets"] if "-models-" in b["Name"]
+    )
+    base = f"arn:aws:s3:::{bucket}/datasets/chest_xray"
+    return bucket, [f"{base}/MANIFEST.sha256", f"{base}/train/NORMAL/IM-0115-0001.jpeg"]
+
+
+@pytest.mark.parametrize("action", DATASET_ACTIONS)
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+def test_only_the_trainer_reads_the_data_set_and_no_box_writes_it(
+    iam_view, dataset_arns, role, action
+):
+    docs, _, key = iam_view
+    bucket, arns = dataset_arns
+    expected = action == "s3:GetObject" and role in DATASET_READERS
+    for arn in arns:
+        assert allowed(list(docs[role].values()), Request(action, arn)) is expected, (role, arn)
+    if expected:  # the objects are SSE-KMS: reading them needs the key through S3
+        context = {
+            "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket}/datasets/chest_xray/x",
+        }
+        assert allowed(list(docs[role].values()), Request("kms:Decrypt", key, context))
+
+
+def test_the_trainer_reads_the_data_set_prefix_only(iam_view, dataset_arns):
+    """ml's data set grant covers datasets/chest_xray/*, not the rest of any bucket."""
+    docs, _, _ = iam_view
+    bucket, _ = dataset_arns
+    documents = list(docs["ml"].values())
+    grants = [
+        s for d in documents for s in d["Statement"] if s.get("Sid") == "ReadTrainingData"
+    ]
+    assert [s["Resource"] for s in grants] == [f"arn:aws:s3:::{bucket}/datasets/chest_xray/*"]
+    for other in (f"arn:aws:s3:::{bucket}/archive/x.jpeg", "arn:aws:s3:::other/datasets/x"):
+        assert not allowed(documents, Request("s3:GetObject", other)), other

@@ -319,7 +319,7 @@ def test_env_file(files, role):
     needed = {
         "app": {"REDIS_URL", "API_TOKEN", "MODEL_STORE", "WORKER_METRICS_PORT"},
         "ui": {"API_URL", "API_TOKEN", "SECRET_KEY"},
-        "ml": {"REDIS_URL", "MODEL_STORE", "WORKER_METRICS_PORT"},
+        "ml": {"REDIS_URL", "MODEL_STORE", "DATA_STORE", "WORKER_METRICS_PORT"},
         "worker": {"REDIS_URL", "MODEL_STORE", "WORKER_METRICS_PORT"},
     }[role]
     assert needed <= set(env)
@@ -465,6 +465,30 @@ def test_ml_training_unit_runs_the_gpu_recipe(files):
     argv = start.split()
     assert argv[1:5] == ["-m", "model.train", "--recipe", "gpu"], start
     assert not {"--weights", "--img-size", "--allow-cpu", "--max-minutes"} & set(argv), start
+
+
+def test_ml_training_unit_syncs_the_data_set_before_training_on_it(files, outputs):
+    """Before the gpu recipe starts, the unit syncs the data set from terraform's data store
+    into the folder it trains on, checking each file against the manifest; a bad file fails
+    the ExecStartPre, and systemd then never runs ExecStart (tests/terraform/test_datasets.py
+    runs this very command)."""
+    unit = units(files)["pneumonia-train.service"]
+    (pre,) = re.findall(r"^ExecStartPre=(.*)$", unit, re.M)
+    (start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    sync = pre.split()
+    assert sync[0] == start.split()[0] == "/opt/pneumonia/app/venv/bin/python"
+    assert sync[1:] == [
+        "-m",
+        "model.datasets",
+        "sync",
+        outputs["dataset_store"],
+        "/data/chest_xray",
+        "--delete",
+    ]
+    assert start.split()[5:7] == ["--data", "/data/chest_xray"], start
+    assert "AssertPathIsDirectory=/data" in unit and "ConditionPath" not in unit
+    env = dict(ln.split("=", 1) for ln in files["ml"]["$ENV_FILE"][2].splitlines() if ln)
+    assert env["DATA_STORE"] == outputs["dataset_store"]
 
 
 def test_grafana_provisioning_glue(files):

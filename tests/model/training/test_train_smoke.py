@@ -74,6 +74,7 @@ def test_the_card_is_complete(trained):
     assert card.missing_keys(model_card) == []
     assert model_card["input_size"] == 32 and 0 < model_card["threshold"] <= 1
     assert "10.17632/rscbjbr9sj.2" in model_card["training_data"]["credit"]
+    assert model_card["training_data"]["manifest_sha256"] is None  # no MANIFEST.sha256: unverified
     assert {"train", "val", "test", "calib"} <= set(model_card["training_data"]["splits"])
     assert set(evaluate.METRIC_KEYS) <= set(model_card["metrics"])
     # issue 15: intervals, calibration, in-dataset scope, intended use, why training stopped
