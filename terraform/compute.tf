@@ -86,6 +86,9 @@ locals {
       data_store        = local.dataset_store
       nvidia_driver     = var.nvidia_driver
       idle_stop_minutes = var.ml_idle_stop_minutes
+      dcgm_version      = var.dcgm_versions.dcgm
+      dcgm_exporter     = var.dcgm_versions.exporter
+      dcgm_port         = local.dcgm_exporter_port
     }),
     file("${path.module}/templates/main.sh"),
   ])
@@ -149,6 +152,31 @@ module "ui" {
   tags                = local.tags
 
   depends_on = [aws_route.private_nat, aws_iam_role_policy.instance]
+}
+
+# GPU types are not offered in every zone (g6 is missing from some): fail at plan, naming
+# the type and the zone, rather than at launch with InsufficientInstanceCapacity or
+# Unsupported. A postcondition of the offerings read, so it is checked as soon as it is read.
+data "aws_ec2_instance_type_offerings" "ml" {
+  count         = var.enable_ml_instance ? 1 : 0
+  location_type = "availability-zone"
+
+  filter {
+    name   = "location"
+    values = [aws_subnet.private[0].availability_zone]
+  }
+
+  filter {
+    name   = "instance-type"
+    values = [var.instance_types.ml]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = contains(self.instance_types, var.instance_types.ml)
+      error_message = "The ml instance type ${var.instance_types.ml} is not offered in ${aws_subnet.private[0].availability_zone} (the first private subnet's zone). Set instance_types.ml to a type that zone offers (e.g. g5.xlarge or g6.xlarge; `aws ec2 describe-instance-type-offerings --location-type availability-zone --filters Name=location,Values=${aws_subnet.private[0].availability_zone}` lists them), or deploy to a region whose first zone (main.tf, local.azs) offers it."
+    }
+  }
 }
 
 module "ml" {

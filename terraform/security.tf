@@ -18,12 +18,15 @@ locals {
   security_groups = toset([for role, on in local.roles_enabled : role if on])
   instance_roles  = toset([for role in local.security_groups : role if role != "alb"])
 
+  # NVIDIA dcgm-exporter on the GPU box (the ml bootstrap runs it; prometheus.yml job dcgm).
+  dcgm_exporter_port = 9400
+
   # Prometheus on the monitoring box scrapes these ports, and only it may.
   metrics_ports = {
     nginx  = { 9100 = "node_exporter", 9113 = "nginx exporter" }
     ui     = { 9100 = "node_exporter", 5001 = "UI /metrics" }
     app    = { 9100 = "node_exporter", 5000 = "API /metrics", 9101 = "CPU worker metrics", 9121 = "redis_exporter" }
-    ml     = { 9100 = "node_exporter", 9101 = "GPU worker metrics" }
+    ml     = { 9100 = "node_exporter", 9101 = "GPU worker metrics", (local.dcgm_exporter_port) = "dcgm-exporter" }
     worker = { 9100 = "node_exporter", 9101 = "scaled worker metrics" }
   }
 

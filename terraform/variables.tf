@@ -155,13 +155,13 @@ variable "ml_ami_id" {
 }
 
 variable "instance_types" {
-  description = "Instance type per role. Defaults follow the design: t3.micro for nginx, monitoring and UI, t3.medium for the app box (API + Redis + CPU worker), p3.2xlarge (one V100) for ml."
+  description = "Instance type per role. Defaults follow the design: t3.micro for nginx, monitoring and UI, t3.medium for the app box (API + Redis + CPU worker), g5.xlarge (one NVIDIA A10G, 24 GB; offered in every eu-west-1 zone) for ml; g6.xlarge (one L4, 24 GB, cheaper) where the zone offers it (not eu-west-1 at the time of writing). The plan fails when the ml subnet's availability zone does not offer the ml type."
   type = object({
     nginx      = optional(string, "t3.micro")
     monitoring = optional(string, "t3.micro")
     ui         = optional(string, "t3.micro")
     app        = optional(string, "t3.medium")
-    ml         = optional(string, "p3.2xlarge")
+    ml         = optional(string, "g5.xlarge")
     worker     = optional(string, "c6i.large")
   })
   default = {}
@@ -224,9 +224,31 @@ variable "ml_idle_stop_minutes" {
 }
 
 variable "nvidia_driver" {
-  description = "NVIDIA driver installed on the GPU instance by `ubuntu-drivers install --gpgpu` (ignored when the AMI already has nvidia-smi). It must run the CUDA wheels of requirements/gpu.lock with their full feature set: CUDA 12.9 needs branch 575 or newer, so the R580 production branch (model/README.md, \"The GPU box's software\")."
+  description = "NVIDIA driver installed on the GPU instance by `ubuntu-drivers install --gpgpu`, with its nvidia-utils package (nvidia-smi; ignored when the AMI already has nvidia-smi). It must run the CUDA wheels of requirements/gpu.lock with their full feature set: CUDA 12.9 needs branch 575 or newer, so the R580 production branch (model/README.md, \"The GPU box's software\")."
   type        = string
   default     = "nvidia:580-server"
+
+  validation {
+    condition     = can(regex("^nvidia:[0-9]{3}-server$", var.nvidia_driver)) && try(tonumber(regex("[0-9]{3}", var.nvidia_driver)) >= 575, false)
+    error_message = "nvidia_driver must name a server branch of at least 575 (the CUDA 12.9 wheels of requirements/gpu.lock), e.g. nvidia:580-server."
+  }
+}
+
+variable "dcgm_versions" {
+  description = "apt versions of NVIDIA's DCGM (datacenter-gpu-manager-4-core) and dcgm-exporter (datacenter-gpu-manager-exporter) on the GPU instance, from NVIDIA's CUDA repository: a pair released together (the exporter's container tag <dcgm>-<exporter> names it). `apt-cache policy datacenter-gpu-manager-exporter` on the box lists what exists."
+  type = object({
+    dcgm     = string
+    exporter = string
+  })
+  default = {
+    dcgm     = "1:4.4.2-1"
+    exporter = "4.7.0-1"
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.dcgm_versions) : can(regex("^([0-9]+:)?[0-9]+\\.[0-9]+\\.[0-9]+(\\.[0-9]+)?-[0-9]+$", v))])
+    error_message = "dcgm_versions are exact apt versions, e.g. 1:4.4.2-1 and 4.7.0-1 (no wildcards: the box installs exactly these)."
+  }
 }
 
 variable "enable_detailed_monitoring" {

@@ -15,6 +15,9 @@ mock_provider "aws" {
   mock_data "aws_ami" {
     defaults = { id = "ami-0123456789abcdef0" }
   }
+  mock_data "aws_ec2_instance_type_offerings" {
+    defaults = { instance_types = ["g5.xlarge"] }
+  }
   mock_data "aws_iam_policy_document" {
     defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
   }
@@ -131,7 +134,7 @@ run "defaults" {
     error_message = "Instances must carry the Project and Role tags Prometheus discovery filters on."
   }
   assert {
-    condition     = module.app.instance.instance_type == "t3.medium" && module.ml[0].instance.instance_type == "p3.2xlarge" && module.nginx.instance.instance_type == "t3.micro"
+    condition     = module.app.instance.instance_type == "t3.medium" && module.ml[0].instance.instance_type == "g5.xlarge" && module.nginx.instance.instance_type == "t3.micro"
     error_message = "Default instance types must follow the design."
   }
   assert {
@@ -155,8 +158,16 @@ run "defaults" {
   assert {
     condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
       r.referenced_security_group_id == aws_security_group.this["monitoring"].id && r.cidr_ipv4 == null
-    if contains([9100, 9101, 9113, 9121], r.to_port)])
+    if contains([9100, 9101, 9113, 9121, 9400], r.to_port)])
     error_message = "Exporter ports must be open to the monitoring instance only."
+  }
+  assert {
+    condition     = [for k, r in aws_vpc_security_group_ingress_rule.this : k if r.to_port == 9400 || r.from_port == 9400] == ["ml-9400-monitoring"] && aws_vpc_security_group_ingress_rule.this["ml-9400-monitoring"].referenced_security_group_id == aws_security_group.this["monitoring"].id
+    error_message = "dcgm-exporter (9400) is open on the ml group, from the monitoring group only."
+  }
+  assert {
+    condition     = data.aws_ec2_instance_type_offerings.ml[0].location_type == "availability-zone" && contains(flatten([for f in data.aws_ec2_instance_type_offerings.ml[0].filter : tolist(f.values) if f.name == "location"]), aws_subnet.private[0].availability_zone)
+    error_message = "The ml type's offering is looked up in the ml subnet's availability zone."
   }
   assert {
     condition = alltrue([for k, r in aws_vpc_security_group_ingress_rule.this :
@@ -360,4 +371,29 @@ run "rejects_alb_without_certificate" {
   }
 
   expect_failures = [aws_lb.this]
+}
+
+run "rejects_ml_type_not_offered_in_the_zone" {
+  command = plan
+
+  variables {
+    instance_types = { ml = "g5.xlarge" }
+  }
+
+  override_data {
+    target = data.aws_ec2_instance_type_offerings.ml[0]
+    values = { instance_types = [] }
+  }
+
+  expect_failures = [data.aws_ec2_instance_type_offerings.ml]
+}
+
+run "rejects_nvidia_driver_older_than_cuda_12" {
+  command = plan
+
+  variables {
+    nvidia_driver = "nvidia:470-server"
+  }
+
+  expect_failures = [var.nvidia_driver]
 }

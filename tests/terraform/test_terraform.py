@@ -167,7 +167,7 @@ def test_apply_instances(boto, outputs):
         if role != "nginx":
             assert not inst.get("PublicIpAddress"), f"{role} must not have a public IP"
     assert instances["app"]["InstanceType"] == "t3.medium"
-    assert instances["ml"]["InstanceType"] == "g4dn.xlarge"  # set by the moto variables
+    assert instances["ml"]["InstanceType"] == "g5.xlarge"  # the default, offered in moto's zone
 
 
 def test_apply_security_groups(boto):
@@ -282,6 +282,30 @@ def test_user_data_shellcheck(user_data, role, tmp_path):
         ["shellcheck", "-s", "bash", "-S", "style", str(path)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_written_scripts_shellcheck(files, tmp_path):
+    """Every script a bootstrap writes (the GPU box's idle stop and GPU check...) is strict
+    bash that shellcheck accepts, as written on the box."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (make system)")
+    scripts = {
+        f"{role}:{path}": content
+        for role, written in files.items()
+        for path, (_, _, content) in written.items()
+        if content.startswith("#!/usr/bin/env bash\n")
+    }
+    assert {
+        "ml:/usr/local/sbin/pneumonia-idle-stop",
+        "ml:/usr/local/sbin/pneumonia-gpu-check",
+    } <= set(scripts)
+    for name, content in scripts.items():
+        path = tmp_path / name.replace("/", "_").replace(":", "_")
+        path.write_text(content)
+        proc = subprocess.run(
+            ["shellcheck", "-s", "bash", "-S", "style", str(path)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"{name}:\n{proc.stdout}"
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -422,6 +446,8 @@ def test_systemd_units_verify(files, tmp_path):
         "pneumonia-train.service",
         "pneumonia-idle-stop.service",
         "pneumonia-idle-stop.timer",
+        "pneumonia-gpu-check.service",
+        "pneumonia-boot-resume.service",
     } <= set(found)
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
@@ -451,8 +477,10 @@ def test_systemd_units_verify(files, tmp_path):
 def test_units_run_services_unprivileged(files):
     """Long-running application units run as the service user, hardened."""
     for name, content in units(files).items():
-        if name.startswith(("pneumonia-idle-stop", "pneumonia-upstream-watch")):
-            continue  # power the machine off, reload nginx: root by design
+        if name.startswith(
+            ("pneumonia-idle-stop", "pneumonia-upstream-watch", "pneumonia-boot-resume")
+        ):
+            continue  # power the machine off, reload nginx, finish the bootstrap: root by design
         assert "User=pneumonia" in content, name
         assert "NoNewPrivileges=yes" in content, name
         assert "EnvironmentFile=/etc/pneumonia/pneumonia.env" in content, name
