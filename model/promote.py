@@ -205,7 +205,7 @@ def side_by_side(versions: dict, cards: dict, figures: dict) -> str:
     def fact(role, key):
         card = cards.get(role) or {}
         if key == "manifest":
-            return str((card.get("training_data") or {}).get("manifest_sha256", "-"))[:16]
+            return str((card.get("training_data") or {}).get("manifest_sha256") or "-")[:16]
         return str(card.get(key, "-"))[:24]
 
     rows = [
@@ -224,7 +224,8 @@ def side_by_side(versions: dict, cards: dict, figures: dict) -> str:
     rows.append(
         ("threshold", *(str((figures.get(r) or {}).get("threshold", "-")) for r in figures))
     )
-    return "\n".join(f"{a:<22}{b:<28}{c}" for a, b, c in rows)
+    width = max(len(b) for _, b, _ in rows) + 2  # version names are long: never run together
+    return "\n".join(f"{a:<22}{b:<{width}}{c}" for a, b, c in rows)
 
 
 def history_text(store) -> str:
