@@ -30,15 +30,7 @@ from model.training import data as model_data
 
 def held_out(card: dict, root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The card's validation and shift_test splits as pixels at the model's size."""
-    split = card.get("training_data", {}).get("split", {})
-    splits = model_data.training_splits(
-        model_data.resolve_root(root),
-        split.get("val_fraction", 0.1),
-        split.get("test_fraction", 0.1),
-        split.get("seed", 1337),
-        shift_fraction=split.get("shift_fraction", 0.0),
-        calib_fraction=split.get("calib_fraction", 0.0),
-    )
+    splits = model_data.splits_from_card(model_data.resolve_root(root), card)
     size = int(card["input_size"])
     out = {}
     for name in ("val", "shift_test"):

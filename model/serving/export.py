@@ -122,13 +122,7 @@ def _training_paths(model_dir: Path, data: str | None) -> list[str]:
     from model.training import data as model_data
 
     card = json.loads((model_dir / "model_card.json").read_text())
-    split = card.get("training_data", {}).get("split", {})
-    splits = model_data.training_splits(
-        model_data.resolve_root(root),
-        split.get("val_fraction", 0.1),
-        split.get("test_fraction", 0.1),
-        split.get("seed", 1337),
-    )
+    splits = model_data.splits_from_card(model_data.resolve_root(root), card)
     return _shuffled(splits["train"].paths)
 
 

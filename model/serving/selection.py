@@ -175,14 +175,8 @@ def check_set(
     root = Path(data) if data else SHARED_DATA
     if not root.is_dir():
         return none
-    split = card.get("training_data", {}).get("split", {})
     try:
-        val = model_data.training_splits(
-            model_data.resolve_root(root),
-            split.get("val_fraction", 0.1),
-            split.get("test_fraction", 0.1),
-            split.get("seed", 1337),
-        )["val"]
+        val = model_data.splits_from_card(model_data.resolve_root(root), card)["val"]
     except model_data.DataError as exc:
         log.warning("no check set from %s: %s", root, str(exc).split(". ")[0])
         return none

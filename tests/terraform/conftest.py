@@ -346,6 +346,19 @@ def outputs(moto_stack):
     return {k: v["value"] for k, v in raw.items()}
 
 
+@pytest.fixture(scope="module")
+def plain_http_bucket(moto_stack, boto, outputs):
+    """The model bucket without its TLS-only policy while a module's tests run: moto (5.2)
+    applies the policy's Deny without evaluating its `aws:SecureTransport` condition, and its
+    server speaks plain HTTP. test_apply_buckets asserts the policy; it is put back after."""
+    s3 = boto("s3")
+    bucket = outputs["model_bucket"]
+    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    yield bucket
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
 @pytest.fixture(scope="session")
 def user_data(moto_stack, boto, outputs):
     """The rendered user_data of every role, as the applied stack produced it."""

@@ -18,18 +18,6 @@ pytestmark = pytest.mark.terraform
 
 
 @pytest.fixture(scope="module")
-def plain_http_bucket(moto_stack, boto, outputs):
-    """The model bucket without its TLS-only policy while these tests run (moto applies the
-    Deny without evaluating `aws:SecureTransport`; see test_releases.py); put back after."""
-    s3 = boto("s3")
-    bucket = outputs["model_bucket"]
-    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    s3.delete_bucket_policy(Bucket=bucket)
-    yield bucket
-    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-
-
-@pytest.fixture(scope="module")
 def aws_env(moto_stack, plain_http_bucket):
     """An operator's environment: AWS credentials, terraform's state, no DATA_STORE."""
     tf, aws = moto_stack

@@ -129,9 +129,7 @@ def test_the_trainer_reads_the_data_set_prefix_only(iam_view, dataset_arns):
     docs, _, _ = iam_view
     bucket, _ = dataset_arns
     documents = list(docs["ml"].values())
-    grants = [
-        s for d in documents for s in d["Statement"] if s.get("Sid") == "ReadTrainingData"
-    ]
+    grants = [s for d in documents for s in d["Statement"] if s.get("Sid") == "ReadTrainingData"]
     assert [s["Resource"] for s in grants] == [f"arn:aws:s3:::{bucket}/datasets/chest_xray/*"]
     for other in (f"arn:aws:s3:::{bucket}/archive/x.jpeg", "arn:aws:s3:::other/datasets/x"):
         assert not allowed(documents, Request("s3:GetObject", other)), other

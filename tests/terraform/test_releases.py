@@ -108,19 +108,6 @@ def test_data_volumes_are_encrypted_tagged_and_attached(boto, outputs):
 
 
 @pytest.fixture(scope="module")
-def plain_http_bucket(moto_stack, boto, outputs):
-    """The model bucket without its TLS-only policy while these tests run: moto (5.2) applies
-    the policy's Deny without evaluating its `aws:SecureTransport` condition, and its server
-    speaks plain HTTP. test_apply_buckets asserts the policy; it is put back afterwards."""
-    s3 = boto("s3")
-    bucket = outputs["model_bucket"]
-    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    s3.delete_bucket_policy(Bucket=bucket)
-    yield bucket
-    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-
-
-@pytest.fixture(scope="module")
 def aws_env(moto_stack, plain_http_bucket):
     """Environment for the AWS CLI (and terraform output) against the moto stack."""
     tf, aws = moto_stack

@@ -50,13 +50,7 @@ def validation(local_model) -> tuple[list[str], np.ndarray]:
     from model.training import data as model_data
 
     card = json.loads((local_model / "model_card.json").read_text())
-    split = card.get("training_data", {}).get("split", {})
-    val = model_data.training_splits(
-        DATA,
-        split.get("val_fraction", 0.1),
-        split.get("test_fraction", 0.1),
-        split.get("seed", 1337),
-    )["val"]
+    val = model_data.splits_from_card(DATA, card)["val"]
     return list(val.paths), np.array(val.labels)
 
 
