@@ -68,3 +68,14 @@ def real_train_dir() -> Path:
             f"no X-rays at {TRAIN_224}: put the shared data beside the project or set SHARED_DATA"
         )
     return TRAIN_224
+
+
+@pytest.fixture
+def s3():
+    """A moto S3 (in process) with the bucket ``models``, for the model store's S3 tests."""
+    moto = pytest.importorskip("moto")
+    boto3 = pytest.importorskip("boto3")
+    with moto.mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="models")
+        yield client

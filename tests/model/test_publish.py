@@ -87,16 +87,6 @@ def test_readers_never_see_a_half_published_version(tmp_path, two_models):
     ]
 
 
-@pytest.fixture
-def s3():
-    moto = pytest.importorskip("moto")
-    boto3 = pytest.importorskip("boto3")
-    with moto.mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="models")
-        yield client
-
-
 class Recorder:
     """Wraps the S3 client and records the order of writes."""
 

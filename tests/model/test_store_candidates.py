@@ -48,16 +48,6 @@ def runs(tmp_path_factory):
     return training_run(root / "v1", "v1"), training_run(root / "v2", "v2", bias=2.0)
 
 
-@pytest.fixture
-def s3():
-    moto = pytest.importorskip("moto")
-    boto3 = pytest.importorskip("boto3")
-    with moto.mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="models")
-        yield client
-
-
 def test_the_card_checksums_the_check_set_and_a_swapped_one_is_refused(runs, tmp_path):
     card = json.loads((runs[0] / CARD_FILE).read_text())
     assert set(card["files"]) == {"model.keras", "quality.npz"}

@@ -346,6 +346,17 @@ def outputs(moto_stack):
     return {k: v["value"] for k, v in raw.items()}
 
 
+@pytest.fixture
+def security_groups(boto) -> dict:
+    """The project's security groups as moto holds them after the apply, by name."""
+    return {
+        g["GroupName"]: g
+        for g in boto("ec2").describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": ["pneumonia-*"]}]
+        )["SecurityGroups"]
+    }
+
+
 @pytest.fixture(scope="module")
 def plain_http_bucket(moto_stack, boto, outputs):
     """The model bucket without its TLS-only policy while a module's tests run: moto (5.2)

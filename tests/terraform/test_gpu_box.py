@@ -445,15 +445,9 @@ def test_dcgm_exporter_needs_no_container_runtime(user_data):
     assert not re.search(r"\b(docker|containerd|nvidia-container-toolkit|podman)\b", code)
 
 
-def test_dcgm_port_open_to_the_monitoring_group_only(boto):
+def test_dcgm_port_open_to_the_monitoring_group_only(security_groups):
     """9400 is open on the ml group, from the monitoring group, and on no other group."""
-    ec2 = boto("ec2")
-    groups = {
-        g["GroupName"]: g
-        for g in ec2.describe_security_groups(
-            Filters=[{"Name": "group-name", "Values": ["pneumonia-*"]}]
-        )["SecurityGroups"]
-    }
+    groups = security_groups
     opened = {
         name: [p for p in g["IpPermissions"] if p.get("FromPort", 0) <= 9400 <= p.get("ToPort", -1)]
         for name, g in groups.items()

@@ -170,15 +170,9 @@ def test_apply_instances(boto, outputs):
     assert instances["ml"]["InstanceType"] == "g5.xlarge"  # the default, offered in moto's zone
 
 
-def test_apply_security_groups(boto):
+def test_apply_security_groups(security_groups):
     """Redis is reachable from the ml group only; Grafana from nginx only, nothing public."""
-    ec2 = boto("ec2")
-    groups = {
-        g["GroupName"]: g
-        for g in ec2.describe_security_groups(
-            Filters=[{"Name": "group-name", "Values": ["pneumonia-*"]}]
-        )["SecurityGroups"]
-    }
+    groups = security_groups
     app = groups["pneumonia-app"]
     redis = [p for p in app["IpPermissions"] if p.get("FromPort") == 6379]
     assert len(redis) == 1 and not redis[0]["IpRanges"]
