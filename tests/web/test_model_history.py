@@ -83,7 +83,7 @@ def test_history_lists_promotions_newest_first_with_who_why_and_figures(alice, q
     assert "serving" not in second  # only the newest row is what answers now
     assert "First version" in third and "was" not in third  # nothing to compare with
     assert "reader-confirmed export of 2026-11" in first and "412 images" in first
-    assert "(openvino)" in first
+    assert "412 images · openvino" in first
     assert "abababababab" in html and "0123456789ab" in html  # data manifest and code
 
 
