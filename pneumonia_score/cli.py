@@ -18,6 +18,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -158,10 +159,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (a batch scheduler, ``kill``) end the run cleanly and resumable.
+
+    Python translates SIGINT into KeyboardInterrupt only when the parent left it at its
+    default: a run started in the background of a script inherits it *ignored* and could not
+    be stopped but by SIGKILL, which skips writing the journal out.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
 def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
     args = parse(argv)
+    stop_on_signals()
     settings = Settings()
     settings.api_url = args.api_url or settings.api_url
     settings.api_token = args.token or settings.api_token

@@ -41,10 +41,16 @@ def folder(tmp_path, fullres_xrays):
     return root, good
 
 
-def score(folder, out, *extra, wait=True, **env):
+def as_a_background_job():
+    """What ``cmd &`` in a script does to its child: SIGINT ignored, inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def score(folder, out, *extra, wait=True, background=False, **env):
     argv = [sys.executable, "-m", "pneumonia_score", str(folder), "--out", str(out), *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SCORE_POLL_SECONDS": "0.2", **env}
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, text=True,
+                            preexec_fn=as_a_background_job if background else None,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     if not wait:
         return proc
@@ -63,8 +69,9 @@ def test_scores_a_folder_resumes_and_reports_bad_files(tmp_path, folder, model_s
     with LocalStack(tmp_path / "stack", model_store=model_store.root, workers=0) as stack:
         env = {"API_URL": stack.api_url, "API_TOKEN": stack.api_token}
 
-        # 1. No worker yet: every file is uploaded and waits; Ctrl-C stops the run cleanly.
-        proc = score(root, out, "--quiet", wait=False, **env)
+        # 1. No worker yet: every file is uploaded and waits; Ctrl-C stops the run cleanly,
+        # even started from a script in the background (SIGINT inherited as ignored).
+        proc = score(root, out, "--quiet", wait=False, background=True, **env)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if out.exists() and len(out.read_text().splitlines()) >= len(good) + 3:
