@@ -106,11 +106,9 @@ class ChecksumMismatch(ValueError):
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+    """A file's SHA-256 (model files, check sets, training images): one hasher for all."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def checksums(model_dir: Path) -> dict:

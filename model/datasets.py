@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from model.card import sha256_of
+
 CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1 (model.training.data reads these)
 EXTENSIONS = (".jpeg", ".jpg", ".png")
 SPLITS = ("train", "val", "test")
@@ -90,15 +92,10 @@ def image_paths(root: Path) -> list[str]:
     return sorted(out)
 
 
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def hash_all(root: Path, paths: list[str], workers: int) -> list[Entry]:
     """The entries of ``paths`` under ``root``, hashed in parallel (hashlib frees the GIL)."""
     with ThreadPoolExecutor(workers) as pool:
-        digests = pool.map(lambda p: sha256_file(root / p), paths)
+        digests = pool.map(lambda p: sha256_of(root / p), paths)
         return [Entry(d, p) for d, p in zip(digests, paths, strict=True)]
 
 
@@ -330,14 +327,14 @@ def sync(uri: str, root: Path, delete: bool = False, s3=None, workers: int = DEF
 
     def fetch(entry: Entry) -> bool:
         target = root / entry.path
-        if target.is_file() and sha256_file(target) == entry.sha256:
+        if target.is_file() and sha256_of(target) == entry.sha256:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(fd)
         try:
             s3.download_file(bucket, key(prefix, entry.path), tmp)
-            got = sha256_file(Path(tmp))
+            got = sha256_of(Path(tmp))
             if got != entry.sha256:
                 raise BadFile(entry.path, f"the copy in {uri} has sha256 {got}, not the manifest's")
             os.replace(tmp, target)

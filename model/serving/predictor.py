@@ -24,7 +24,6 @@ the fp32 export of the same runtime; an export that fails -> keras.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import json
 import logging
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from model import calibration
-from model.card import verify_files
+from model.card import sha256_of, verify_files
 from model.serving.runtimes import (
     OpenVinoRunner,
     keras_runner,
@@ -98,11 +97,7 @@ def host_threads() -> int:
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
+    return sha256_of(path)[:12]
 
 
 def compiled_dir(model_dir: Path, version: str, cache_dir: Path) -> Path:
